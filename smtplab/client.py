@@ -1,0 +1,277 @@
+"""The lab's clients, which record their own view of each session.
+
+aiosmtplib keeps no record of what it says, so :class:`RecordingProtocol`
+wraps its protocol: ``write()`` sees every command and the message as sent,
+``data_received()`` every reply (after STARTTLS, already decrypted).
+:class:`RawSession` is the other client: it sends exactly the lines a student
+types, for the step-through widget and the console, and explains each reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+from typing import Any
+
+from dataclasses import dataclass
+from typing import Callable
+
+import aiosmtplib
+from aiosmtplib.protocol import SMTPProtocol
+
+from .result import SendResult
+from .topology import Host, Listener
+from .transcript import Entry, Recorder, Transcript
+
+__all__ = ["Endpoint", "RawSession", "RecordingSMTPClient", "SendPlan", "submit"]
+
+
+class RecordingProtocol(SMTPProtocol):
+    """aiosmtplib's protocol, feeding a :class:`Recorder` as bytes go out and come in."""
+
+    def __init__(self, recorder: Recorder, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.recorder = recorder
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        if self._over_ssl:
+            self.recorder.tls = True
+            self.recorder.event("client", _tls_summary(transport), "Implicit TLS: encrypted before the first SMTP line.")
+
+    def write(self, data: bytes) -> None:
+        self.recorder.feed("client", data)
+        super().write(data)
+
+    def data_received(self, data: bytes) -> None:
+        self.recorder.feed("server", data)
+        super().data_received(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.recorder.event("server", "connection closed", "")
+        super().connection_lost(exc)
+
+    async def start_tls(self, tls_context: ssl.SSLContext, server_hostname: str | None = None,
+                        timeout: float | None = None) -> Any:
+        response = await super().start_tls(tls_context, server_hostname=server_hostname, timeout=timeout)
+        self.recorder.tls = True
+        self.recorder.event("client", _tls_summary(self.transport),
+                            "TLS handshake complete: the certificate checked out, and from here on every line is encrypted.")
+        return response
+
+
+class RecordingSMTPClient(aiosmtplib.SMTP):
+    """An aiosmtplib client over a socket the lab connected, recording the session."""
+
+    def __init__(self, recorder: Recorder, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.recorder = recorder
+
+    async def _create_connection(self, timeout: float | None) -> Any:
+        # aiosmtplib builds its protocol here; this is its sock= branch with our protocol.
+        protocol = RecordingProtocol(self.recorder, loop=self.loop, connection_lost_callback=self._on_connection_lost)
+        tls_context = await self._get_tls_context() if self.use_tls else None
+        transport, _ = await asyncio.wait_for(
+            self.loop.create_connection(
+                lambda: protocol, sock=self.sock, ssl=tls_context,
+                server_hostname=self.hostname if self.use_tls else None,
+                ssl_handshake_timeout=timeout if self.use_tls else None),
+            timeout=timeout)
+        self.protocol = protocol
+        self.transport = transport
+        response = await protocol.read_response(timeout=timeout)
+        if response.code != 220:
+            raise aiosmtplib.SMTPConnectResponseError(response.code, response.message)
+        return response
+
+
+def _tls_summary(transport: Any) -> str:
+    ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+    if ssl_object is None:
+        return "TLS"
+    return f"TLS established: {ssl_object.version()}, {ssl_object.cipher()[0]}"
+
+
+async def open_socket(address: str, port: int, timeout: float, source: str | None = None) -> socket.socket:
+    """A connected non-blocking TCP socket (from `source`, if given); OSError (refused, timed out) otherwise."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        if source is not None:
+            sock.bind((source, 0))
+        await asyncio.wait_for(asyncio.get_running_loop().sock_connect(sock, (address, port)), timeout)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+class RawSession:
+    """A hand-typed SMTP session: send one line, get the reply lines with their notes."""
+
+    def __init__(self, recorder: Recorder, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                 server_hostname: str, tls_context: ssl.SSLContext, reply_timeout: float = 3.0) -> None:
+        self.recorder = recorder
+        self._reader = reader
+        self._writer = writer
+        self._server_hostname = server_hostname
+        self._tls_context = tls_context
+        self.reply_timeout = reply_timeout
+        self.closed = False
+
+    @property
+    def transcript(self):  # noqa: ANN201 - Transcript
+        return self.recorder.transcript
+
+    async def read_reply(self) -> list[Entry]:
+        """Read one whole reply (every line up to the one with a space after the code)."""
+        start = len(self.transcript.entries)
+        while True:
+            try:
+                raw = await asyncio.wait_for(self._reader.readline(), self.reply_timeout)
+            except asyncio.TimeoutError:
+                self.recorder.event("server", f"(no reply within {self.reply_timeout:g} s)",
+                                    "The server is still waiting for something, or has stopped answering.")
+                break
+            if not raw:
+                self._mark_closed()
+                break
+            self.recorder.feed("server", raw)
+            if len(raw) < 4 or raw[3:4] != b"-":
+                break
+        return self.transcript.entries[start:]
+
+    async def send(self, line: str) -> list[Entry]:
+        """Send one line as typed; return the entries it produced (the line, then the reply)."""
+        if self.closed:
+            raise ConnectionError("this session is closed: open a new one")
+        start = len(self.transcript.entries)
+        in_data_before = self.recorder.annotator.in_data
+        data = line.encode("utf-8", "surrogateescape") + b"\r\n"
+        self.recorder.feed("client", data)
+        self._writer.write(data)
+        await self._writer.drain()
+        # Inside DATA the server answers nothing until the lone dot.
+        if not (in_data_before and self.recorder.annotator.in_data):
+            await self.read_reply()
+            if line.strip().upper() == "STARTTLS" and self._last_code() == 220:
+                await self._start_tls()
+        return self.transcript.entries[start:]
+
+    def _last_code(self) -> int | None:
+        for entry in reversed(self.transcript.entries):
+            if entry.kind == "line" and entry.direction == "server":
+                return int(entry.line[:3]) if entry.line[:3].isdigit() else None
+        return None
+
+    async def _start_tls(self) -> None:
+        try:
+            await self._writer.start_tls(self._tls_context, server_hostname=self._server_hostname)
+        except (ssl.SSLError, ConnectionError) as err:
+            self.recorder.event("client", f"TLS handshake failed: {err}", "The client gave up: it could not verify the server.")
+            self._mark_closed()
+            return
+        self.recorder.tls = True
+        self.recorder.event("client", _tls_summary(self._writer.transport),
+                            "TLS handshake complete: say EHLO again, the server forgot everything said in plain text.")
+
+    def _mark_closed(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.recorder.event("server", "connection closed", "")
+
+    async def close(self) -> None:
+        if not self.closed:
+            self._mark_closed()
+            self._writer.close()
+            try:
+                await asyncio.wait_for(self._writer.wait_closed(), 1)
+            except (asyncio.TimeoutError, ConnectionError, ssl.SSLError):
+                pass
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a logical listener (host, port) really is."""
+
+    host: Host
+    listener: Listener
+    address: str
+    bound_port: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"host": self.host.name, "port": self.listener.port, "address": self.address,
+                "bound_port": self.bound_port, "role": self.listener.role, "tls": self.listener.tls,
+                "auth": self.listener.auth}
+
+
+@dataclass
+class SendPlan:
+    """Everything one send needs, checked: who, to whom, where, how."""
+
+    sender: str
+    recipients: list[str]
+    raw: bytes
+    endpoint: Endpoint
+    tls: str  # "starttls", "implicit", "none" or "opportunistic"
+    credentials: tuple[str, str] | None
+    ehlo: str
+    timeout: float
+    message_id: str = ""
+    client: str = ""  # the lab host sending (a relay), or "" for the student
+
+
+async def submit(plan: SendPlan, tls_context: ssl.SSLContext, *, source: str | None = None,
+                 on_connect: Callable[[socket.socket], None] | None = None) -> SendResult:
+    """One whole SMTP session with aiosmtplib, recorded from the client's side."""
+    ep = plan.endpoint
+    result = SendResult(plan.sender, plan.recipients, ep.host.name, ep.listener.port, message_id=plan.message_id)
+    transcript = Transcript(ep.host.name, "client", port=ep.listener.port, peer=f"{ep.address}:{ep.bound_port}",
+                            client=plan.client)
+    rec = Recorder(transcript)
+    result.transcript = transcript
+    rec.event("client", f"connecting to {ep.host.name} port {ep.listener.port} ({ep.address}:{ep.bound_port})",
+              "Opening a TCP connection; the lab maps the logical port to the real one.")
+    try:
+        sock = await open_socket(ep.address, ep.bound_port, plan.timeout, source)
+    except (OSError, asyncio.TimeoutError) as err:
+        reason = "timed out" if isinstance(err, asyncio.TimeoutError) else (err.strerror or str(err))
+        result.error = f"Could not connect to {ep.host.name} port {ep.listener.port}: {reason}"
+        rec.event("client", result.error, "Nothing is listening there, or the network blocks the port.")
+        return result
+    if on_connect is not None:
+        on_connect(sock)
+    client = RecordingSMTPClient(rec, hostname=ep.host.name, sock=sock, use_tls=plan.tls == "implicit",
+                                 start_tls=False, tls_context=tls_context, timeout=plan.timeout,
+                                 local_hostname=plan.ehlo)
+    try:
+        await client.connect()
+        await client.ehlo()
+        if plan.tls == "starttls" or (plan.tls == "opportunistic" and client.supports_extension("starttls")):
+            await client.starttls()
+            await client.ehlo()
+        if plan.credentials:
+            await client.login(*plan.credentials)
+        errors, reply = await client.sendmail(plan.sender, plan.recipients, plan.raw)
+        result.refused = {rcpt: f"{code} {text}" for rcpt, (code, text) in errors.items()}
+        result.accepted = [r for r in plan.recipients if r not in result.refused]
+        result.reply = f"250 {reply}"
+        await client.quit()
+    except aiosmtplib.SMTPRecipientsRefused as err:
+        result.refused = {e.recipient: f"{e.code} {e.message}" for e in err.recipients}
+        result.error = "The server refused every recipient."
+    except aiosmtplib.SMTPResponseException as err:
+        result.error = f"The server said {err.code} {err.message}"
+        result.error_code = err.code
+    except (aiosmtplib.SMTPException, OSError) as err:
+        result.error = f"{type(err).__name__}: {err}"
+    finally:
+        if client.is_connected:
+            try:
+                await asyncio.wait_for(client.quit(), 1)
+            except (aiosmtplib.SMTPException, asyncio.TimeoutError, OSError):
+                pass
+        client.close()
+    return result

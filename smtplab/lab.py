@@ -1,0 +1,493 @@
+"""The Lab: a small world of mail servers, a DNS server and a CA, running inside this process.
+
+Theory of operation
+-------------------
+A :class:`Lab` owns one event loop, run by one background thread. Every
+server, the DNS, the relay and every client session of the lab live on that
+loop. Notebook code calls plain methods (``lab.send(...)``); each one hands a
+coroutine to the lab's loop and waits for its result, which works the same in
+a script, in pytest and inside a Jupyter kernel (whose own loop is busy
+running the cell, which is why ``asyncio.run()`` fails there). The ``a``
+methods (``await lab.asend(...)``) are the same work for asyncio code.
+
+Ports below 1024 need root, so each *logical* port (587 on smtp.example.org)
+is served from a real loopback address and a port the OS picks. Each host
+gets its own loopback address (127.0.0.2, ...) where the system allows it
+(Linux), so transcripts and Received headers look real; elsewhere (macOS)
+every host shares 127.0.0.1 with distinct ports. Clients of the lab name the
+logical host and port; :meth:`Lab.endpoint` maps them.
+
+Only one lab runs per process by default: making a new one stops the old one
+first, so re-running a notebook cell never meets "address already in use".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import concurrent.futures
+import email.utils
+import logging
+import shutil
+import socket
+import tempfile
+import threading
+import warnings
+import weakref
+from collections import deque
+from dataclasses import dataclass
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any, Awaitable, Sequence, TypeVar
+
+from . import relay as relay_mod
+from .client import Endpoint, RawSession, SendPlan, submit
+from .dns import LabDNS
+from .result import LabError, SendResult
+from .server import HostPolicy, RecordingSMTP
+from .store import MailStore
+from .tls import LabCA
+from .topology import Host, Listener, Topology, load_scenario
+from .transcript import Entry, Recorder, Transcript
+
+__all__ = ["Lab", "Endpoint", "Session"]
+
+T = TypeVar("T")
+
+# aiosmtpd 1.4.6 warns on every successful AUTH with an authenticator; it is not the student's concern.
+warnings.filterwarnings("ignore", message="Session.login_data is deprecated", category=DeprecationWarning)
+# aiosmtpd logs warnings (unknown commands, ...) that the lab records itself; keep them out of notebook cells.
+logging.getLogger("mail.log").addHandler(logging.NullHandler())
+logging.getLogger("mail.log").propagate = False
+
+DEFAULT_EHLO = "client.lab"
+RECENT_TRANSCRIPTS = 500
+
+
+def _loopback_aliases_work(addresses: Sequence[str]) -> bool:
+    for address in addresses:
+        probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            probe.bind((address, 0))
+        except OSError:
+            return False
+        finally:
+            probe.close()
+    return True
+
+
+class Lab:
+    """A running lab world. ``Lab()`` starts the default scenario and returns when every server accepts connections."""
+
+    _current: "Lab | None" = None
+    _all: "weakref.WeakSet[Lab]" = weakref.WeakSet()
+
+    def __init__(self, scenario: str | Path | dict[str, Any] | Topology = "default", *,
+                 state_dir: str | Path | None = None, replace: bool = True) -> None:
+        self.topology = load_scenario(scenario)
+        if replace and Lab._current is not None:
+            Lab._current.stop()
+        self._owns_state_dir = state_dir is None
+        self.state_dir = Path(tempfile.mkdtemp(prefix="smtplab-")) if state_dir is None else Path(state_dir).resolve()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.running = False
+        self.errors: deque[str] = deque(maxlen=100)  # what went wrong inside the loop, kept quiet
+        self._recent: deque[Transcript] = deque(maxlen=RECENT_TRANSCRIPTS)
+        self._waiters: dict[str, asyncio.Future[Transcript]] = {}
+        self._connections: set[RecordingSMTP] = set()
+        self._servers: list[asyncio.base_events.Server] = []
+        self.endpoints: dict[tuple[str, int], Endpoint] = {}
+
+        wanted = [h.address for h in self.topology.hosts]
+        self.own_addresses = _loopback_aliases_work(wanted)
+        self.addresses = {h.name: (h.address if self.own_addresses else "127.0.0.1") for h in self.topology.hosts}
+        self._by_address = {addr: name for name, addr in self.addresses.items()} if self.own_addresses else {}
+
+        self.store = MailStore(self.state_dir)
+        self.ca = LabCA(self.state_dir / "tls", [h.name for h in self.topology.hosts])
+        self.client_tls = self.ca.client_context()
+        self.dns = LabDNS(self.topology, self.addresses)
+        self.relays: dict[str, relay_mod.Relay] = {}
+
+        self._loop = asyncio.new_event_loop()
+        self._loop.set_exception_handler(self._on_loop_error)
+        self._thread = threading.Thread(target=self._loop.run_forever, name="smtplab-loop", daemon=True)
+        self._thread.start()
+        try:
+            self._run(self._start(), timeout=30)
+        except BaseException:
+            self.stop()
+            raise
+        self.running = True
+        Lab._current = self
+        Lab._all.add(self)
+
+    # --- life --------------------------------------------------------------
+    async def _start(self) -> None:
+        await self.dns.start()
+        for host in self.topology.hosts:
+            for listener in host.listeners:
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.bind((self.addresses[host.name], 0))
+                server = await self._loop.create_server(
+                    self._protocol_factory(host, listener), sock=sock,
+                    ssl=self.ca.server_context(host.name) if listener.tls == "implicit" else None)
+                self._servers.append(server)
+                self.endpoints[(host.name, listener.port)] = Endpoint(host, listener, *sock.getsockname()[:2])
+            if any(lst.role.startswith("submission") for lst in host.listeners):
+                self.relays[host.name] = relay_mod.Relay(self, host)
+        for relay in self.relays.values():
+            relay.resume()
+
+    def _protocol_factory(self, host: Host, listener: Listener) -> Any:
+        policy = HostPolicy(self, host, listener)
+        tls_context = self.ca.server_context(host.name) if listener.tls == "starttls" else None
+
+        def make() -> RecordingSMTP:
+            return RecordingSMTP(
+                policy, implicit_tls=listener.tls == "implicit", tls_context=tls_context,
+                require_starttls=listener.tls == "starttls" and listener.role.startswith("submission"),
+                auth_required=listener.auth == "required", auth_require_tls=True,
+                authenticator=policy.authenticate, data_size_limit=32 * 1024 * 1024, timeout=300)
+        return make
+
+    def stop(self) -> None:
+        """Stop every server and thread and free every port. Safe to call twice."""
+        if self._loop.is_closed():
+            return
+        self.running = False
+        if Lab._current is self:
+            Lab._current = None
+        if self._thread.is_alive():
+            try:
+                self._run(self._shutdown(), timeout=10)
+            except Exception as err:  # stopping must go on whatever failed
+                self.errors.append(f"during stop: {err!r}")
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=10)
+        self._loop.close()
+        self.store.close()
+        if self._owns_state_dir:
+            shutil.rmtree(self.state_dir, ignore_errors=True)
+
+    async def _shutdown(self) -> None:
+        for relay in self.relays.values():
+            relay.stop()
+        for server in self._servers:
+            server.close()
+        for conn in list(self._connections):
+            if conn.transport is not None:
+                conn.transport.close()
+        await self.dns.stop()
+        await asyncio.sleep(0)  # let connection_lost callbacks run
+        for server in self._servers:
+            try:
+                await asyncio.wait_for(server.wait_closed(), 2)
+            except asyncio.TimeoutError:
+                pass
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def __enter__(self) -> "Lab":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _on_loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        self.errors.append(str(context.get("exception") or context.get("message")))
+
+    # --- running coroutines on the lab's loop -------------------------------
+    def _check_running(self) -> None:
+        if not self.running:
+            raise LabError("This lab has been stopped (perhaps a newer Lab() replaced it). Use the newer lab, or make one with Lab().")
+
+    def _run(self, coro: Awaitable[T], timeout: float | None = 60) -> T:
+        if threading.current_thread() is self._thread:
+            coro.close()  # type: ignore[attr-defined]
+            raise LabError("This lab method blocks; inside the lab's own loop use its async twin (await lab.asend(...)).")
+        future = asyncio.run_coroutine_threadsafe(coro, self._loop)  # type: ignore[arg-type]
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise LabError(f"The lab did not finish within {timeout} s; lab.errors may say why.") from None
+
+    async def _in_loop(self, coro: Awaitable[T]) -> T:
+        """Await `coro` on the lab's loop, from whichever loop the caller is on."""
+        if asyncio.get_running_loop() is self._loop:
+            return await coro
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self._loop))  # type: ignore[arg-type]
+
+    # --- addresses ---------------------------------------------------------
+    def endpoint(self, host: str, port: int) -> Endpoint:
+        """Where logical `host`:`port` is really served; a clear LabError if the lab has no such listener."""
+        name = host.lower().rstrip(".")
+        found = self.endpoints.get((name, port))
+        if found is not None:
+            return found
+        known = self.topology.host(name)
+        if known is None:
+            hosts = ", ".join(h.name for h in self.topology.hosts)
+            raise LabError(f"There is no host called {host!r} in this lab. Its hosts are: {hosts}.")
+        ports = ", ".join(f"{lst.port} ({lst.role})" for lst in known.listeners)
+        raise LabError(f"{name} has no listener on port {port}. It listens on: {ports}.")
+
+    def reverse_name(self, address: str) -> str:
+        """What a PTR lookup would say about a lab address (for Received headers)."""
+        return self._by_address.get(address, "localhost")
+
+    # --- sessions the servers report -----------------------------------------
+    def _open_server_session(self, protocol: RecordingSMTP, peer: Any) -> Recorder:
+        self._connections.add(protocol)
+        peer_text = f"{peer[0]}:{peer[1]}" if peer else "?"
+        transcript = Transcript(protocol.policy.host.name, "server", port=protocol.policy.listener.port, peer=peer_text)
+        return Recorder(transcript)
+
+    def _close_server_session(self, protocol: RecordingSMTP, recorder: Recorder) -> None:
+        self._connections.discard(protocol)
+        transcript = recorder.transcript
+        self._recent.append(transcript)
+        self.store.save_transcript(transcript)
+        waiter = self._waiters.pop(transcript.peer, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(transcript)
+
+    def _record_client_session(self, transcript: Transcript) -> None:
+        self._recent.append(transcript)
+        self.store.save_transcript(transcript)
+
+    # --- what happens to an accepted message ----------------------------------
+    def can_relay(self, host: Host) -> bool:
+        return host.name in self.relays
+
+    async def _accept(self, host: Host, mail_from: str, rcpts: list[str], message: bytes, queue_id: str) -> None:
+        """Deliver to local Maildirs, or queue for relaying; return only once it is safely stored."""
+        local = [r for r in rcpts if r.rpartition("@")[2].lower() in host.domains]
+        remote = [r for r in rcpts if r not in local]
+        loop = asyncio.get_running_loop()
+        for rcpt in local:
+            headed = f"Return-Path: <{mail_from}>\r\nDelivered-To: {rcpt}\r\n".encode() + message
+            await loop.run_in_executor(self.store.io, self.store.deliver, rcpt, headed)
+        if remote:
+            await self.relays[host.name].enqueue(mail_from, remote, message, queue_id)
+
+    # --- the public API ------------------------------------------------------
+    def send(self, sender: str, to: str | Sequence[str], subject: str = "Hello from smtplab",
+             body: str = "This message travelled through the lab.\n", *, message: EmailMessage | str | bytes | None = None,
+             server: str | None = None, port: int | None = None, tls: str | None = None,
+             login: str | tuple[str, str] | bool | None = None, ehlo: str = DEFAULT_EHLO,
+             timeout: float = 10.0) -> SendResult:
+        """Send one message through the lab, as a mail program would, and return what happened.
+
+        By default it submits to the sender's provider (smtp.example.org port 587 for
+        alice@example.org), upgrades with STARTTLS, and logs in as the sender. Pass
+        ``server``/``port``/``tls``/``login`` to do otherwise; ``tls`` is one of
+        ``"starttls"``, ``"implicit"``, ``"none"`` or ``"opportunistic"`` (upgrade only if offered).
+        """
+        self._check_running()
+        plan = self._plan_send(sender, to, subject, body, message, server, port, tls, login, ehlo, timeout)
+        return self._run(self._send(plan), timeout=timeout * 3 + 5)
+
+    async def asend(self, sender: str, to: str | Sequence[str], subject: str = "Hello from smtplab",
+                    body: str = "This message travelled through the lab.\n", **kwargs: Any) -> SendResult:
+        """:meth:`send` for asyncio code: ``await lab.asend(...)``."""
+        self._check_running()
+        kw = {"message": None, "server": None, "port": None, "tls": None, "login": None, "ehlo": DEFAULT_EHLO,
+              "timeout": 10.0, **kwargs}
+        plan = self._plan_send(sender, to, subject, body, kw["message"], kw["server"], kw["port"], kw["tls"],
+                               kw["login"], kw["ehlo"], kw["timeout"])
+        return await self._in_loop(self._send(plan))
+
+    def _plan_send(self, sender: str, to: str | Sequence[str], subject: str, body: str, message: Any,
+                   server: str | None, port: int | None, tls: str | None, login: Any, ehlo: str,
+                   timeout: float) -> SendPlan:
+        """Check a send's arguments and fill in the defaults, with errors a student can act on."""
+        recipients = [to] if isinstance(to, str) else list(to)
+        for address in [sender, *recipients]:
+            if not isinstance(address, str) or address.count("@") != 1 or " " in address.strip():
+                raise LabError(f"{address!r} is not an email address like bob@example.net.")
+        if not recipients:
+            raise LabError("A message needs at least one recipient: pass to='bob@example.net'.")
+        if server is None:
+            home = self.topology.submission_host(sender.rpartition("@")[2])
+            if home is None:
+                raise LabError(f"{sender.rpartition('@')[2]} has no submission server in this lab; "
+                               "say where to send with server=... and port=....")
+            server = home.name
+        host = self.topology.host(server)
+        if host is None:
+            self.endpoint(server, port or 25)  # raises the friendly "no such host"
+        if port is None:
+            port = next((p for p in (587, 465, 2525, 25) if host.listener(p)), host.listeners[0].port)
+        endpoint = self.endpoint(server, port)
+        tls = endpoint.listener.tls if tls is None else tls
+        if tls not in ("starttls", "implicit", "none", "opportunistic"):
+            raise LabError(f"tls={tls!r}: use 'starttls', 'implicit', 'none' or 'opportunistic'.")
+        credentials = self._credentials(sender, login, endpoint.listener)
+        if isinstance(message, EmailMessage):
+            msg = message
+        elif message is not None:
+            msg = None
+        else:
+            msg = EmailMessage()
+            msg["From"] = sender
+            msg["To"] = ", ".join(recipients)
+            msg["Subject"] = subject
+            msg["Date"] = email.utils.localtime()
+            msg["Message-ID"] = email.utils.make_msgid(domain=sender.rpartition("@")[2])
+            msg.set_content(body)
+        raw = msg.as_bytes(policy=msg.policy.clone(linesep="\r\n")) if msg is not None else (
+            message.encode() if isinstance(message, str) else bytes(message))
+        return SendPlan(sender, recipients, raw, endpoint, tls, credentials, ehlo, timeout,
+                         str(msg["Message-ID"] or "") if msg is not None else "")
+
+    async def _deliver_once(self, client: Host, endpoint: Endpoint, sender: str, rcpts: list[str],
+                            raw: bytes) -> SendResult:
+        """One relay attempt from `client` to a next hop: STARTTLS when offered, no login."""
+        plan = SendPlan(sender, rcpts, raw, endpoint, "opportunistic", None, client.name, 30.0, "", client.name)
+        return await self._send(plan)
+
+    def _credentials(self, sender: str, login: Any, listener: Listener) -> tuple[str, str] | None:
+        if login is False or (login is None and listener.auth == "none"):
+            return None
+        if isinstance(login, tuple):
+            return login
+        user = self.topology.user(login if isinstance(login, str) else sender)
+        if user is None:
+            if login is None:
+                return None  # not a lab user: try without logging in, and let the server say
+            raise LabError(f"There is no lab user {login!r}; pass login=('name', 'password') to try any login.")
+        return (user.username, user.password)
+
+    async def _send(self, plan: SendPlan) -> SendResult:
+        source = self.addresses.get(plan.client) if self.own_addresses else None
+        key = ""
+
+        def connected(sock: socket.socket) -> None:  # before any SMTP: the server's session cannot end first
+            nonlocal key
+            local = sock.getsockname()
+            key = f"{local[0]}:{local[1]}"
+            self._waiters[key] = self._loop.create_future()
+
+        result = await submit(plan, self.client_tls, source=source, on_connect=connected)
+        self._record_client_session(result.transcript)
+        waiter = self._waiters.get(key)
+        if waiter is not None:
+            try:
+                result.server_transcript = await asyncio.wait_for(asyncio.shield(waiter), 2)
+            except asyncio.TimeoutError:
+                pass
+            finally:
+                self._waiters.pop(key, None)
+        return result
+
+    def session(self, server: str = "smtp.example.org", port: int = 587, *, timeout: float = 3.0) -> "Session":
+        """Open a hand-typed session (like telnet or ``openssl s_client``) with a lab listener."""
+        self._check_running()
+        endpoint = self.endpoint(server, port)
+        return Session(self, self._run(self._open_session(endpoint, timeout)))
+
+    async def _open_session(self, ep: Endpoint, timeout: float) -> RawSession:
+        transcript = Transcript(ep.host.name, "client", port=ep.listener.port, peer=f"{ep.address}:{ep.bound_port}")
+        rec = Recorder(transcript)
+        implicit = ep.listener.tls == "implicit"
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(
+            ep.address, ep.bound_port, ssl=self.client_tls if implicit else None,
+            server_hostname=ep.host.name if implicit else None), timeout)
+        rec.event("client", f"connected to {ep.host.name} port {ep.listener.port}", "")
+        if implicit:
+            rec.tls = True
+        raw = RawSession(rec, reader, writer, ep.host.name, self.client_tls, reply_timeout=timeout)
+        await raw.read_reply()  # the greeting
+        return raw
+
+    def inbox(self, address: str) -> list[EmailMessage]:
+        """The messages delivered to `address`, oldest first, as :class:`email.message.EmailMessage`."""
+        return self.store.inbox(address)
+
+    def transcripts(self, host: str | None = None, view: str | None = None) -> list[Transcript]:
+        """The lab's recent sessions (newest last), optionally only one host's or one view."""
+        return [t for t in self._recent if host in (None, t.host) and view in (None, t.view)]
+
+    def flush(self) -> None:
+        """Wait until every finished session's transcript file is written."""
+        self.store.flush()
+
+    def wait_for_queue(self, timeout: float = 10.0) -> bool:
+        """Wait until every relay queue is empty; True if it emptied in time."""
+        return self._run(self._wait_queues(timeout), timeout=timeout + 5)
+
+    async def _wait_queues(self, timeout: float) -> bool:
+        deadline = self._loop.time() + timeout
+        while any(r.pending for r in self.relays.values()):
+            if self._loop.time() > deadline:
+                return False
+            await asyncio.sleep(0.01)
+        return True
+
+    def info(self) -> dict[str, Any]:
+        """The lab's published state: what ``smtplab serve --json`` prints."""
+        return {
+            "scenario": self.topology.name,
+            "dns": {"address": self.dns.address, "port": self.dns.port},
+            "servers": [ep.as_dict() for ep in self.endpoints.values()],
+            "users": [{"address": u.address, "username": u.username, "password": u.password} for u in self.topology.users],
+            "ca_cert": str(self.ca.cert_path),
+            "state_dir": str(self.state_dir),
+        }
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"<Lab {self.topology.name!r} {state}: {len(self.endpoints)} listeners, state in {self.state_dir}>"
+
+    def _repr_html_(self) -> str:
+        rows = "".join(
+            f"<tr><td>{ep.host.name}</td><td>{ep.listener.port}</td><td>{ep.listener.role}</td>"
+            f"<td>{ep.listener.tls}</td><td>{ep.listener.auth}</td><td><code>{ep.address}:{ep.bound_port}</code></td></tr>"
+            for ep in self.endpoints.values())
+        return (f"<p><b>smtplab</b>: scenario <code>{self.topology.name}</code>, "
+                f"{'running' if self.running else 'stopped'}</p><table><thead><tr><th>host</th><th>port</th>"
+                f"<th>role</th><th>TLS</th><th>AUTH</th><th>really at</th></tr></thead><tbody>{rows}</tbody></table>")
+
+
+class Session:
+    """A hand-typed SMTP session with a lab server, driven from plain (non-async) code."""
+
+    def __init__(self, lab: Lab, raw: RawSession) -> None:
+        self._lab = lab
+        self._raw = raw
+
+    @property
+    def transcript(self) -> Transcript:
+        return self._raw.transcript
+
+    @property
+    def closed(self) -> bool:
+        return self._raw.closed
+
+    def send(self, line: str) -> list[Entry]:
+        """Send one line as typed; returns the new transcript entries (the line and the reply)."""
+        if self._raw.closed:
+            raise LabError("This session is closed; open another with lab.session(...).")
+        return self._lab._run(self._raw.send(line))
+
+    def close(self) -> None:
+        if not self._raw.closed and self._lab.running:
+            self._lab._run(self._raw.close())
+        self._lab._record_client_session(self._raw.transcript)
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@atexit.register
+def _stop_all_labs() -> None:
+    for lab in list(Lab._all):
+        lab.stop()

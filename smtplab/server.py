@@ -1,0 +1,204 @@
+"""The lab's SMTP servers: aiosmtpd listeners that record every line and apply a host's rules.
+
+:class:`RecordingSMTP` is aiosmtpd's protocol with three changes: it records
+what the client sends (``data_received``) and what it answers (``push``); it
+puts RFC 3463 enhanced status codes on aiosmtpd's own replies that lack them;
+and on an implicit-TLS listener it tells aiosmtpd the session is encrypted,
+which aiosmtpd 1.4.6 does not notice by itself (issues #274, #281), so AUTH is
+offered there.
+
+:class:`HostPolicy` is the aiosmtpd handler: who may send, to whom, and what
+happens to an accepted message (a Maildir here, or the relay queue).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import secrets
+from typing import TYPE_CHECKING, Any
+
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, Session
+
+from .topology import Host, Listener
+from .transcript import Recorder, Transcript
+
+if TYPE_CHECKING:
+    from .lab import Lab
+
+__all__ = ["RecordingSMTP", "HostPolicy"]
+
+# The enhanced code (RFC 3463) to add to a reply of aiosmtpd's that has none.
+_DEFAULT_ENHANCED = {
+    221: "2.0.0", 250: "2.0.0", 421: "4.3.0", 451: "4.3.0", 454: "4.7.0",
+    500: "5.5.2", 501: "5.5.4", 502: "5.5.1", 503: "5.5.1", 504: "5.5.4",
+    530: "5.7.0", 552: "5.3.4", 554: "5.5.0", 555: "5.5.4",
+}
+
+
+def with_enhanced_code(reply: str) -> str:
+    """``"503 Error: need RCPT command"`` -> ``"503 5.5.1 Error: need RCPT command"``."""
+    if len(reply) > 4 and reply[3] == " " and not reply[4].isdigit() and reply[:3].isdigit():
+        enhanced = _DEFAULT_ENHANCED.get(int(reply[:3]))
+        if enhanced:
+            return f"{reply[:3]} {enhanced} {reply[4:]}"
+    return reply
+
+
+class RecordingSMTP(SMTP):
+    """aiosmtpd's SMTP protocol, recording both directions of the session."""
+
+    def __init__(self, handler: "HostPolicy", *, implicit_tls: bool = False, **kwargs: Any) -> None:
+        super().__init__(handler, hostname=handler.host.name, ident="smtplab ESMTP", **kwargs)
+        self.policy = handler
+        self._implicit_tls = implicit_tls
+        self._greeting_done = False
+        self._quiet_enhanced = False  # EHLO/HELO replies and the greeting carry no enhanced codes
+        self.recorder: Recorder | None = None
+
+    # --- connection life ---------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        starttls_done = self.recorder is not None
+        if not starttls_done:
+            peer = transport.get_extra_info("peername")
+            self.recorder = self.policy.lab._open_server_session(self, peer)
+        super().connection_made(transport)
+        rec = self.recorder
+        if starttls_done:
+            rec.tls = True
+            rec.event("client", _tls_summary(transport), "TLS handshake complete: from here on, every line is encrypted.")
+        else:
+            host, port = self.session.peer[:2]
+            rec.event("client", f"connection from {host}:{port} to {self.policy.host.name} port {self.policy.listener.port}",
+                      f"TCP connection open on the {self.policy.listener.role} port; the server speaks first.")
+            if self._implicit_tls:
+                # aiosmtpd only knows about TLS it started itself (STARTTLS); say it is on.
+                self._tls_protocol = transport._ssl_protocol  # type: ignore[attr-defined]
+                self.session.ssl = self._tls_protocol._extra
+                rec.tls = True
+                rec.event("client", _tls_summary(transport),
+                          "Implicit TLS: the handshake came before any SMTP, so every line is encrypted.")
+
+    def data_received(self, data: bytes) -> None:
+        self.recorder.feed("client", data)
+        super().data_received(data)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        rec = self.recorder
+        if rec is not None and not getattr(self, "_closed_recorded", False):
+            self._closed_recorded = True
+            if rec.annotator.in_data:
+                rec.event("client", "connection lost in the middle of DATA",
+                          "The message never ended with a lone dot, so nothing was delivered.")
+            else:
+                rec.event("server", "connection closed", "")
+            self.policy.lab._close_server_session(self, rec)
+        super().connection_lost(error)
+
+    # --- replies -----------------------------------------------------------
+    async def push(self, status: str | bytes) -> None:
+        if isinstance(status, bytes):
+            status = status.decode("utf-8", "replace")
+        if not self._quiet_enhanced:
+            status = with_enhanced_code(status)
+        self.recorder.line("server", status)
+        await super().push(status)
+
+    async def smtp_EHLO(self, hostname: str) -> None:
+        self._quiet_enhanced = True
+        try:
+            await super().smtp_EHLO(hostname)
+        finally:
+            self._quiet_enhanced = False
+
+    async def smtp_HELO(self, hostname: str) -> None:
+        self._quiet_enhanced = True
+        try:
+            await super().smtp_HELO(hostname)
+        finally:
+            self._quiet_enhanced = False
+
+
+def _tls_summary(transport: asyncio.BaseTransport) -> str:
+    ssl_object = transport.get_extra_info("ssl_object")
+    if ssl_object is None:
+        return "TLS"
+    return f"TLS established: {ssl_object.version()}, {ssl_object.cipher()[0]}"
+
+
+class HostPolicy:
+    """The rules of one listener of one host, as an aiosmtpd handler."""
+
+    def __init__(self, lab: "Lab", host: Host, listener: Listener) -> None:
+        self.lab = lab
+        self.host = host
+        self.listener = listener
+
+    # --- capabilities and login -------------------------------------------
+    async def handle_EHLO(self, server: SMTP, session: Session, envelope: Envelope, hostname: str,
+                          responses: list[str]) -> list[str]:
+        session.host_name = hostname  # aiosmtpd leaves this to a handler that has handle_EHLO
+        if self.listener.auth == "none":
+            responses = [r for r in responses if not r.startswith("250-AUTH")]
+        responses.insert(-1, "250-ENHANCEDSTATUSCODES")
+        return responses
+
+    async def handle_AUTH(self, server: SMTP, session: Session, envelope: Envelope, args: list[str]) -> Any:
+        if self.listener.auth == "none":
+            return "502 5.5.1 AUTH is not offered on this port: it is for server-to-server mail"
+        return MISSING  # let aiosmtpd run the mechanism and call authenticate()
+
+    def authenticate(self, server: SMTP, session: Session, envelope: Envelope, mechanism: str,
+                     auth_data: Any) -> AuthResult:
+        if isinstance(auth_data, LoginPassword):
+            user = self.lab.topology.user(auth_data.login.decode("utf-8", "replace"))
+            if user is not None and secrets.compare_digest(user.password.encode(), auth_data.password):
+                return AuthResult(success=True, auth_data=user)
+        return AuthResult(success=False, handled=False, message="535 5.7.8 Authentication credentials invalid")
+
+    # --- envelope ----------------------------------------------------------
+    async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope, address: str,
+                          mail_options: list[str]) -> str:
+        user = session.auth_data if session.authenticated else None
+        if user is not None and address and address.lower() != user.address:
+            return f"553 5.7.1 <{address}>: sender address not owned by user {user.username}"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 2.1.0 Sender OK"
+
+    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
+                          rcpt_options: list[str]) -> str:
+        domain = address.rpartition("@")[2].lower()
+        if domain in self.host.domains:
+            if self.lab.topology.user(address) is None:
+                return f"550 5.1.1 <{address}>: no such mailbox here"
+            verdict = "250 2.1.5 Recipient OK"
+        elif session.authenticated and self.lab.can_relay(self.host):
+            verdict = "250 2.1.5 Recipient OK, will relay"
+        else:
+            return f"554 5.7.1 <{address}>: Relay access denied"
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return verdict
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        queue_id = secrets.token_hex(5).upper()
+        received = self.received_header(server, session, envelope, queue_id)
+        message = received + envelope.original_content
+        try:
+            await self.lab._accept(self.host, envelope.mail_from, list(envelope.rcpt_tos), message, queue_id)
+        except OSError as err:  # a full disk must not become a 250
+            return f"451 4.3.0 Could not store the message, try again later ({err.strerror})"
+        return f"250 2.0.0 OK: queued as {queue_id}"
+
+    def received_header(self, server: SMTP, session: Session, envelope: Envelope, queue_id: str) -> bytes:
+        """The trace line this hop adds (RFC 5321 section 4.4; ESMTPS/ESMTPA from RFC 3848)."""
+        ip = session.peer[0]
+        with_ = "ESMTP" if session.extended_smtp else "SMTP"
+        with_ += "S" if session.ssl is not None else ""
+        with_ += "A" if session.authenticated else ""
+        rcpt = f"\r\n\tfor <{envelope.rcpt_tos[0]}>" if len(envelope.rcpt_tos) == 1 else ""
+        header = (f"Received: from {session.host_name} ({self.lab.reverse_name(ip)} [{ip}])\r\n"
+                  f"\tby {self.host.name} (smtplab) with {with_} id {queue_id}{rcpt};\r\n"
+                  f"\t{email.utils.format_datetime(email.utils.localtime())}\r\n")
+        return header.encode()

@@ -1,0 +1,48 @@
+"""The lab's certificate authority and the TLS settings every lab host uses.
+
+The CA is made fresh when a lab starts (trustme), signs one certificate per
+host name, and is exported as a PEM file so outside tools (swaks, openssl,
+a mail client) can trust the lab the way the lab's own clients do.
+"""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+from typing import Iterable
+
+import trustme
+
+__all__ = ["LabCA"]
+
+#: SSL 3.0 and TLS 1.0/1.1 are deprecated (RFC 7568, RFC 8996): the lab never offers them.
+MINIMUM_TLS = ssl.TLSVersion.TLSv1_2
+
+
+class LabCA:
+    """A throw-away certificate authority with one certificate per lab host."""
+
+    def __init__(self, directory: Path, hostnames: Iterable[str]) -> None:
+        self._ca = trustme.CA(organization_name="smtplab", organization_unit_name="lab CA")
+        directory.mkdir(parents=True, exist_ok=True)
+        self.cert_path = directory / "ca.pem"
+        self._ca.cert_pem.write_to_path(str(self.cert_path))
+        self._leaves = {name: self._ca.issue_cert(name) for name in hostnames}
+        self._server_contexts: dict[str, ssl.SSLContext] = {}
+
+    def server_context(self, hostname: str) -> ssl.SSLContext:
+        """The server-side context for `hostname`: its own certificate, TLS 1.2 or newer."""
+        ctx = self._server_contexts.get(hostname)
+        if ctx is None:
+            ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ctx.minimum_version = MINIMUM_TLS
+            self._leaves[hostname].configure_cert(ctx)
+            self._server_contexts[hostname] = ctx
+        return ctx
+
+    def client_context(self) -> ssl.SSLContext:
+        """A client context that trusts the lab CA (and nothing else) and checks host names."""
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies certificates and names
+        ctx.minimum_version = MINIMUM_TLS
+        self._ca.configure_trust(ctx)
+        return ctx
