@@ -261,7 +261,7 @@ async def submit(plan: SendPlan, tls_context: ssl.SSLContext, *, source: str | N
         await client.quit()
     except aiosmtplib.SMTPRecipientsRefused as err:
         result.refused = {e.recipient: f"{e.code} {e.message}" for e in err.recipients}
-        result.error = "The server refused every recipient."
+        result.error = "the server refused every recipient"
     except aiosmtplib.SMTPResponseException as err:
         result.error = f"The server said {err.code} {err.message}"
         result.error_code = err.code

@@ -148,7 +148,9 @@ class Lab:
             return RecordingSMTP(
                 policy, implicit_tls=listener.tls == "implicit", tls_context=tls_context,
                 require_starttls=listener.tls == "starttls" and listener.role.startswith("submission"),
-                auth_required=listener.auth == "required", auth_require_tls=True,
+                # "auth required" is enforced at RCPT by the policy, so that a relay attempt
+                # is refused as one (554 5.7.1) whatever the port.
+                auth_required=False, auth_require_tls=True,
                 authenticator=policy.authenticate, data_size_limit=32 * 1024 * 1024, timeout=300)
         return make
 

@@ -169,14 +169,17 @@ class HostPolicy:
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
                           rcpt_options: list[str]) -> str:
         domain = address.rpartition("@")[2].lower()
-        if domain in self.host.domains:
-            if self.lab.topology.user(address) is None:
-                return f"550 5.1.1 <{address}>: no such mailbox here"
-            verdict = "250 2.1.5 Recipient OK"
-        elif session.authenticated and self.lab.can_relay(self.host):
+        if domain not in self.host.domains:
+            # Mail for other domains is relayed only for users who logged in: never an open relay.
+            if not (session.authenticated and self.lab.can_relay(self.host)):
+                return f"554 5.7.1 <{address}>: Relay access denied"
             verdict = "250 2.1.5 Recipient OK, will relay"
+        elif self.listener.auth == "required" and not session.authenticated:
+            return "530 5.7.0 Authentication required: log in before sending from this port"
+        elif self.lab.topology.user(address) is None:
+            return f"550 5.1.1 <{address}>: no such mailbox here"
         else:
-            return f"554 5.7.1 <{address}>: Relay access denied"
+            verdict = "250 2.1.5 Recipient OK"
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
         return verdict

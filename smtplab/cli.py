@@ -1,0 +1,167 @@
+"""The ``smtplab`` command: run the lab for terminal tools, and send through it.
+
+    smtplab serve [--json] [--state-dir DIR]   start the lab; serve until Ctrl-C or SIGTERM
+    smtplab send --from A --to B ...            send one message and print its annotated transcript
+
+``serve`` writes what it prints to ``STATE_DIR/lab.json`` too, so ``send`` (and
+students' scripts) can find the running lab. Without a running lab, ``send``
+starts one for the single message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import ssl
+import sys
+import threading
+from email.message import EmailMessage
+from email.utils import localtime, make_msgid
+from pathlib import Path
+from typing import Any, Sequence
+
+from .client import Endpoint, SendPlan, submit
+from .lab import DEFAULT_EHLO, Lab
+from .result import LabError, SendResult
+from .topology import Host, Listener, ScenarioError
+
+__all__ = ["main"]
+
+
+def default_state_dir() -> Path:
+    return Path(os.environ.get("SMTPLAB_STATE_DIR") or Path.home() / ".smtplab")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="smtplab", description="An interactive SMTP teaching lab.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="start the lab and serve until interrupted")
+    serve.add_argument("--json", action="store_true", help="print the lab's state as one JSON line")
+    serve.add_argument("--state-dir", type=Path, default=None, help="where mail and transcripts go (default ~/.smtplab)")
+    serve.add_argument("--scenario", default="default", help="a built-in scenario name or a TOML file")
+
+    send = sub.add_parser("send", help="send one message through the lab and print its annotated transcript")
+    send.add_argument("--from", dest="sender", default="alice@example.org", help="envelope sender (default alice@example.org)")
+    send.add_argument("--to", dest="recipients", action="append", required=True, help="a recipient (repeat for more)")
+    send.add_argument("--server", default="smtp.example.org", help="the lab host to connect to")
+    send.add_argument("--port", type=int, default=587, help="its logical port: 25, 465, 587 or 2525")
+    send.add_argument("--tls", choices=["starttls", "implicit", "none", "opportunistic"], default=None,
+                      help="how to use TLS (default: what the port expects)")
+    send.add_argument("--login", default=None, help="log in as this user (default: the sender, where the port wants a login)")
+    send.add_argument("--password", default=None, help="the password (default: the lab user's)")
+    send.add_argument("--no-login", action="store_true", help="do not log in")
+    send.add_argument("--subject", default="Hello from the terminal")
+    send.add_argument("--body", default="Sent with smtplab send.\n")
+    send.add_argument("--state-dir", type=Path, default=None, help="the state dir of a running `smtplab serve`")
+    send.add_argument("--no-notes", action="store_true", help="print the bare transcript without notes")
+
+    args = parser.parse_args(argv)
+    try:
+        return _serve(args) if args.command == "serve" else _send(args)
+    except (LabError, ScenarioError) as err:
+        print(f"smtplab: {err}", file=sys.stderr)
+        return 2
+
+
+# --- serve -------------------------------------------------------------------
+def _serve(args: argparse.Namespace) -> int:
+    state_dir = args.state_dir or default_state_dir()
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    lab = Lab(args.scenario, state_dir=state_dir)
+    info = lab.info()
+    lab_file = lab.state_dir / "lab.json"
+    lab_file.write_text(json.dumps(info, indent=2) + "\n")
+    try:
+        if args.json:
+            print(json.dumps(info), flush=True)
+        else:
+            print(_describe(info), flush=True)
+        while not stop.wait(0.5):
+            pass
+    finally:
+        lab_file.unlink(missing_ok=True)
+        lab.stop()
+    return 0
+
+
+def _describe(info: dict[str, Any]) -> str:
+    rows = [f"smtplab is running (state in {info['state_dir']}). Ctrl-C stops it.", "",
+            f"  {'host':<18} {'port':>5}  {'role':<12} {'tls':<9} {'auth':<9} really at"]
+    for s in info["servers"]:
+        rows.append(f"  {s['host']:<18} {s['port']:>5}  {s['role']:<12} {s['tls']:<9} {s['auth']:<9} {s['address']}:{s['bound_port']}")
+    dns = info["dns"]
+    rows += ["", f"  lab DNS: {dns['address']} port {dns['port']}    lab CA: {info['ca_cert']}", "",
+             "  users: " + ", ".join(f"{u['username']}/{u['password']}" for u in info["users"])]
+    sub = next((s for s in info["servers"] if s["port"] == 587), None)
+    if sub:
+        rows += ["", "Try, in another terminal:",
+                 f"  swaks --server {sub['address']}:{sub['bound_port']} --tls --tls-ca-path {info['ca_cert']} "
+                 f"--tls-verify --auth --auth-user alice --auth-password wonderland "
+                 f"--from alice@example.org --to carol@example.org"]
+    return "\n".join(rows)
+
+
+# --- send --------------------------------------------------------------------
+def _running_lab(state_dir: Path) -> dict[str, Any] | None:
+    """The state of the lab a `smtplab serve` is running there, if one is."""
+    try:
+        info = json.loads((state_dir / "lab.json").read_text())
+        first = info["servers"][0]
+        with socket.create_connection((first["address"], first["bound_port"]), timeout=0.5):
+            return info
+    except (OSError, ValueError, KeyError, IndexError):
+        return None
+
+
+def _send(args: argparse.Namespace) -> int:
+    state_dir = args.state_dir or default_state_dir()
+    info = _running_lab(state_dir)
+    if info is not None:
+        result = asyncio.run(_send_to_running(info, args))
+    else:
+        print("=== no running lab found: starting one just for this message", file=sys.stderr)
+        with Lab(state_dir=None) as lab:
+            login: Any = False if args.no_login else ((args.login, args.password) if args.password else args.login)
+            result = lab.send(args.sender, args.recipients, args.subject, args.body, server=args.server,
+                              port=args.port, tls=args.tls, login=login)
+            lab.wait_for_queue(5)
+    print(result.transcript.text(notes=not args.no_notes))
+    print()
+    print(("OK: " if result.ok else "FAILED: ") + result.summary())
+    return 0 if result.ok else 1
+
+
+async def _send_to_running(info: dict[str, Any], args: argparse.Namespace) -> SendResult:
+    server = next((s for s in info["servers"] if s["host"] == args.server and s["port"] == args.port), None)
+    if server is None:
+        ports = ", ".join(f"{s['host']}:{s['port']}" for s in info["servers"])
+        raise LabError(f"the running lab has no listener {args.server}:{args.port}; it has {ports}")
+    listener = Listener(server["port"], server["role"], server["tls"], server["auth"])
+    endpoint = Endpoint(Host(server["host"], server["address"], (listener,)), listener, server["address"], server["bound_port"])
+    credentials = None
+    if not args.no_login and (args.login or listener.auth != "none"):
+        name = args.login or args.sender
+        user = next((u for u in info["users"] if name in (u["username"], u["address"])), None)
+        password = args.password or (user["password"] if user else None)
+        if password is not None:
+            credentials = (user["username"] if user and not args.password else name, password)
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = args.sender, ", ".join(args.recipients), args.subject
+    msg["Date"] = localtime()
+    msg["Message-ID"] = make_msgid(domain=args.sender.rpartition("@")[2])
+    msg.set_content(args.body)
+    plan = SendPlan(args.sender, list(args.recipients), msg.as_bytes(policy=msg.policy.clone(linesep="\r\n")),
+                    endpoint, args.tls or listener.tls, credentials, DEFAULT_EHLO, 10.0, str(msg["Message-ID"]))
+    context = ssl.create_default_context(cafile=info["ca_cert"])
+    return await submit(plan, context)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
