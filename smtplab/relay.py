@@ -17,7 +17,7 @@ import json
 import os
 import secrets
 from dataclasses import asdict, dataclass
-from email.message import EmailMessage
+from email.message import EmailMessage, Message
 from email.utils import format_datetime, localtime, make_msgid
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -93,6 +93,14 @@ class Relay:
 
     # --- delivery ----------------------------------------------------------
     async def _deliver(self, item: QueuedMessage) -> None:
+        try:
+            await self._deliver_item(item)
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:  # a bug must not lose mail: the item stays queued for the next lab
+            self.lab.errors.append(f"relay of {item.queue_id} stopped by {err!r}; it stays in {self.directory}")
+
+    async def _deliver_item(self, item: QueuedMessage) -> None:
         envelope, body = self._paths(item.queue_id)
         message = await asyncio.get_running_loop().run_in_executor(self.lab.store.io, body.read_bytes)
         while item.rcpts:
@@ -162,16 +170,27 @@ def delivery_status_notification(host: str, sender: str, failed: dict[str, str],
     lines = [f"This is the mail system at {host}.", "", "Your message could not be delivered to:", ""]
     lines += [f"  <{rcpt}>: {reply}" for rcpt, reply in failed.items()]
     report.set_content("\n".join(lines) + "\n")
-    status = "\n".join(
-        f"Final-Recipient: rfc822; {rcpt}\nAction: failed\nStatus: {_status(reply)}\nDiagnostic-Code: smtp; {reply}\n"
-        for rcpt, reply in failed.items())
-    report.add_attachment(f"Reporting-MTA: dns; {host}\n\n{status}".encode(), maintype="message",
-                          subtype="delivery-status")
-    headers = original.split(b"\r\n\r\n", 1)[0]
-    report.add_attachment(headers, maintype="text", subtype="rfc822-headers")
+    report.make_mixed()
+    # message/delivery-status is a list of header blocks: one for the reporting MTA, one per recipient.
+    blocks = [_header_block({"Reporting-MTA": f"dns; {host}"})]
+    blocks += [_header_block({"Final-Recipient": f"rfc822; {rcpt}", "Action": "failed", "Status": _status(reply),
+                              "Diagnostic-Code": f"smtp; {reply}"}) for rcpt, reply in failed.items()]
+    status = EmailMessage()
+    status["Content-Type"] = "message/delivery-status"
+    status.set_payload(blocks)
+    report.attach(status)
+    headers = original.split(b"\r\n\r\n", 1)[0].decode("utf-8", "replace").replace("\r\n", "\n")
+    report.add_attachment(headers + "\n", subtype="rfc822-headers", disposition="inline")
     report.set_type("multipart/report")
     report.set_param("report-type", "delivery-status")
     return report.as_bytes(policy=report.policy.clone(linesep="\r\n"))
+
+
+def _header_block(fields: dict[str, str]) -> Message:
+    block = Message()
+    for name, value in fields.items():
+        block[name] = value
+    return block
 
 
 def _status(reply: str) -> str:

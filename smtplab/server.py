@@ -119,6 +119,13 @@ class RecordingSMTP(SMTP):
             self._quiet_enhanced = False
 
 
+def _is_mailbox(address: str) -> bool:
+    """Roughly RFC 5321's Mailbox: local@domain, no brackets, spaces or control characters."""
+    local, at, domain = address.rpartition("@")
+    return bool(at and local and domain and "." in domain.strip(".")) and address.isprintable() and not any(
+        c in address for c in '<> ,;')
+
+
 def _tls_summary(transport: asyncio.BaseTransport) -> str:
     ssl_object = transport.get_extra_info("ssl_object")
     if ssl_object is None:
@@ -159,8 +166,10 @@ class HostPolicy:
     # --- envelope ----------------------------------------------------------
     async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope, address: str,
                           mail_options: list[str]) -> str:
+        if address != "<>" and not _is_mailbox(address):  # "<>" is the null sender of bounces
+            return f"501 5.1.7 Bad sender address syntax: {address!r} (expected MAIL FROM:<name@domain>)"
         user = session.auth_data if session.authenticated else None
-        if user is not None and address and address.lower() != user.address:
+        if user is not None and address != "<>" and address.lower() != user.address:
             return f"553 5.7.1 <{address}>: sender address not owned by user {user.username}"
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
@@ -168,6 +177,8 @@ class HostPolicy:
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
                           rcpt_options: list[str]) -> str:
+        if not _is_mailbox(address):
+            return f"501 5.1.3 Bad recipient address syntax: {address!r} (expected RCPT TO:<name@domain>)"
         domain = address.rpartition("@")[2].lower()
         if domain not in self.host.domains:
             # Mail for other domains is relayed only for users who logged in: never an open relay.

@@ -205,6 +205,8 @@ class Recorder:
     def line(self, direction: str, raw: str) -> None:
         """A whole line one side sent (without its CRLF)."""
         text = raw if len(raw) <= LINE_KEPT else f"{raw[:LINE_KEPT]}… ({len(raw) - LINE_KEPT} more characters)"
+        if not text.isprintable():
+            text = text.translate(_VISIBLE)
         if direction == "client":
             was_data = self.annotator.in_data
             note = self.annotator.client(raw)
@@ -268,10 +270,11 @@ class Recorder:
 
 
 def _decode(raw: bytes) -> str:
-    """A line as text: CR stripped, bytes that are not UTF-8 shown as escapes, NUL visible."""
+    """A line as text: its CR stripped, bytes that are not UTF-8 shown as escapes."""
     if raw.endswith(b"\r"):
         raw = raw[:-1]
-    text = raw.decode("utf-8", "backslashreplace")
-    if "\x00" in text or "\r" in text:
-        text = text.replace("\x00", "\\x00").replace("\r", "\\r")
-    return text
+    return raw.decode("utf-8", "backslashreplace")
+
+
+# Control characters (NUL, a stray CR, the bytes of a TLS record...) shown as escapes; tab stays a tab.
+_VISIBLE = {i: f"\\x{i:02x}" for i in [*range(32), 127] if i != 9}

@@ -1,0 +1,203 @@
+"""The lab refuses what a real server refuses, with the standard codes, and keeps serving after bad input."""
+
+from __future__ import annotations
+
+import smtplib
+import socket
+import ssl
+import time
+import warnings
+
+import pytest
+
+from smtplab import Lab
+
+from peers import smtp_to
+
+LISTENERS = [("smtp.example.org", 25), ("smtp.example.org", 587), ("smtp.example.org", 465),
+             ("smtp.example.org", 2525), ("mx1.example.net", 25), ("mx2.example.net", 25)]
+
+
+def code_and_enhanced(reply: tuple[int, bytes]) -> tuple[int, str]:
+    code, text = reply
+    return code, text.decode().split()[0]
+
+
+def test_auth_before_starttls_on_587(lab):
+    with smtp_to(lab, "smtp.example.org", 587) as client:
+        client.ehlo("laptop")
+        code, enhanced = code_and_enhanced(client.docmd("AUTH", "PLAIN AGFsaWNlAHdvbmRlcmxhbmQ="))
+    assert code in (530, 538) and enhanced in ("5.7.0", "5.7.11")
+
+
+def test_wrong_password(lab, ca_context):
+    with smtp_to(lab, "smtp.example.org", 587) as client:
+        client.starttls(context=ca_context)
+        with pytest.raises(smtplib.SMTPAuthenticationError) as err:
+            client.login("alice", "not-her-password")
+    assert err.value.smtp_code == 535 and err.value.smtp_error.startswith(b"5.7.8")
+
+
+def test_unknown_local_recipient(lab):
+    with smtp_to(lab, "smtp.example.org", 25) as client:
+        client.ehlo("mx.example.com")
+        client.mail("someone@example.com")
+        code, enhanced = code_and_enhanced(client.rcpt("nobody@example.org"))
+    assert (code, enhanced) == (550, "5.1.1")
+
+
+@pytest.mark.parametrize("host, port", LISTENERS)
+def test_no_listener_is_an_open_relay(lab, ca_context, host, port):
+    with smtp_to(lab, host, port, ca_context) as client:
+        client.ehlo("spammer.example.com")
+        if client.has_extn("starttls"):
+            client.starttls(context=ca_context)  # even inside TLS, no login means no relaying
+            client.ehlo("spammer.example.com")
+        assert client.mail("alice@example.org")[0] == 250
+        code, enhanced = code_and_enhanced(client.rcpt("victim@example.com"))
+    assert code in (550, 554) and enhanced == "5.7.1"
+
+
+def test_submission_without_tls_is_told_to_starttls(lab):
+    with smtp_to(lab, "smtp.example.org", 587) as client:
+        client.ehlo("laptop")
+        code, enhanced = code_and_enhanced(client.mail("alice@example.org"))
+    assert (code, enhanced) == (530, "5.7.0")
+
+
+def test_a_user_cannot_send_as_someone_else(lab, ca_context):
+    with smtp_to(lab, "smtp.example.org", 587) as client:
+        client.starttls(context=ca_context)
+        client.login("alice", "wonderland")
+        code, enhanced = code_and_enhanced(client.mail("carol@example.org"))
+    assert code == 553 and enhanced == "5.7.1"
+
+
+# --- bad input over a raw socket -------------------------------------------------------------
+
+class Raw:
+    """A bare TCP conversation: the lab must answer whatever arrives."""
+
+    def __init__(self, lab: Lab, host: str = "smtp.example.org", port: int = 25) -> None:
+        ep = lab.endpoint(host, port)
+        self.sock = socket.create_connection((ep.address, ep.bound_port), timeout=5)
+        self.peer = "%s:%d" % self.sock.getsockname()[:2]
+        self.file = self.sock.makefile("rb")
+        self.greeting = self.reply()
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def reply(self) -> str:
+        lines = []
+        while True:
+            line = self.file.readline().decode()
+            lines.append(line.rstrip("\r\n"))
+            if len(line) < 4 or line[3] != "-":
+                return "\n".join(lines)
+
+    def command(self, data: bytes) -> str:
+        self.send(data)
+        return self.reply()
+
+    def close(self) -> None:
+        self.file.close()
+        self.sock.close()
+
+
+def server_session(lab: Lab, raw: Raw):
+    """The server's transcript of `raw`'s session, once the server has closed it."""
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline:
+        for transcript in lab.transcripts(view="server"):
+            if transcript.peer == raw.peer:
+                return transcript
+        time.sleep(0.01)
+    raise AssertionError("the server's transcript did not appear")
+
+
+@pytest.mark.parametrize("bad, code", [
+    (b"\x16\x03\x01\x02\x00garbage\xff\xfe\r\n", "500"),
+    (b"EHLO \x00\x00\x00\r\n", "250"),  # aiosmtpd takes any EHLO argument; the NULs must be recorded
+    (b"\x00\x00\x00\x00\r\n", "500"),
+    (b"A" * 5000 + b"\r\n", "500"),
+    (b"RCPT TO:<bob@example.net>\r\n", "503"),
+    (b"DATA\r\n", "503"),
+    (b"MAIL FROM:<no-closing-bracket\r\n", "5"),
+    (b"\r\n", "500"),
+])
+def test_bad_input_gets_a_proper_reply_is_recorded_and_the_server_keeps_serving(lab, bad, code):
+    raw = Raw(lab)
+    assert raw.greeting.startswith("220 ")
+    if code != "250" and not bad.startswith((b"RCPT", b"DATA")):
+        raw.command(b"EHLO prober.example.com\r\n")
+    reply = raw.command(bad)
+    assert reply[:1] in "245" and reply.startswith(code), reply
+    assert raw.command(b"NOOP\r\n").startswith("250")
+    raw.command(b"QUIT\r\n")
+    raw.close()
+    transcript = server_session(lab, raw)
+    assert any(e.direction == "client" and e.kind == "line" for e in transcript), transcript
+    assert all(isinstance(e.note, str) for e in transcript)
+    if b"\x00" in bad:
+        assert any("\\x00" in e.line for e in transcript), transcript.text()
+    # and a normal message still goes through
+    assert lab.send("alice@example.org", "carol@example.org", subject="after bad input").ok
+
+
+def test_commands_out_of_order(lab):
+    raw = Raw(lab)
+    assert raw.command(b"MAIL FROM:<a@example.com>\r\n").startswith("503")  # before EHLO
+    raw.command(b"EHLO prober\r\n")
+    assert raw.command(b"RCPT TO:<carol@example.org>\r\n").startswith("503")  # before MAIL
+    assert raw.command(b"MAIL FROM:<a@example.com>\r\n").startswith("250")
+    assert raw.command(b"MAIL FROM:<a@example.com>\r\n").startswith("503")  # nested MAIL
+    assert raw.command(b"DATA\r\n").startswith("503")  # before RCPT
+    assert raw.command(b"QUIT\r\n").startswith("221")
+    raw.close()
+
+
+def test_disconnect_mid_data_delivers_nothing(lab):
+    before = len(lab.inbox("carol@example.org"))
+    raw = Raw(lab)
+    raw.command(b"EHLO prober\r\n")
+    raw.command(b"MAIL FROM:<a@example.com>\r\n")
+    raw.command(b"RCPT TO:<carol@example.org>\r\n")
+    assert raw.command(b"DATA\r\n").startswith("354")
+    raw.send(b"Subject: half a message\r\n\r\nthe client vanishes before the dot\r\n")
+    raw.close()
+    transcript = server_session(lab, raw)
+    assert "connection lost in the middle of DATA" in [e.line for e in transcript]
+    assert len(lab.inbox("carol@example.org")) == before
+    assert lab.send("alice@example.org", "carol@example.org", subject="still serving").ok
+
+
+def test_overlong_line_inside_data_is_refused_and_not_delivered(lab):
+    before = len(lab.inbox("carol@example.org"))
+    raw = Raw(lab)
+    raw.command(b"EHLO prober\r\n")
+    raw.command(b"MAIL FROM:<a@example.com>\r\n")
+    raw.command(b"RCPT TO:<carol@example.org>\r\n")
+    raw.command(b"DATA\r\n")
+    reply = raw.command(b"Subject: long\r\n\r\n" + b"x" * 5000 + b"\r\n.\r\n")
+    assert reply.startswith("500"), reply
+    assert raw.command(b"QUIT\r\n").startswith("221")
+    raw.close()
+    assert len(lab.inbox("carol@example.org")) == before
+
+
+def test_a_tls_client_of_an_old_version_is_turned_away(lab):
+    ep = lab.endpoint("smtp.example.org", 465)
+    old = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    old.check_hostname = False
+    old.verify_mode = ssl.CERT_NONE
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # that is the point
+            old.minimum_version = old.maximum_version = ssl.TLSVersion.TLSv1_1
+    except (ValueError, ssl.SSLError):
+        pytest.skip("this OpenSSL cannot even offer TLS 1.1")
+    with socket.create_connection((ep.address, ep.bound_port), timeout=5) as sock:
+        with pytest.raises((ssl.SSLError, ConnectionError)):
+            old.wrap_socket(sock, server_hostname="smtp.example.org")
+    assert lab.send("alice@example.org", "carol@example.org", port=465).ok
