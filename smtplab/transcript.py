@@ -172,7 +172,8 @@ class Transcript:
 class Recorder:
     """Turns what one side of a session sees into annotated entries, as it happens."""
 
-    __slots__ = ("transcript", "annotator", "tls", "_t0", "_partial", "_data_kept", "_data_lines", "_data_bytes", "_tail")
+    __slots__ = ("transcript", "annotator", "tls", "_t0", "_partial", "_data_kept", "_data_lines", "_data_bytes", "_tail",
+                 "_skipping")
 
     def __init__(self, transcript: Transcript) -> None:
         self.transcript = transcript
@@ -180,6 +181,7 @@ class Recorder:
         self.tls = False
         self._t0 = time.perf_counter()
         self._partial = {"client": b"", "server": b""}
+        self._skipping: set[str] = set()  # directions inside a runaway line, dropping it until its end
         self._reset_data()
 
     def _reset_data(self) -> None:
@@ -224,6 +226,12 @@ class Recorder:
             data = self._skim_data(data)
             if not data:
                 return
+        if direction in self._skipping:
+            newline = data.find(b"\n")
+            if newline < 0:
+                return
+            self._skipping.discard(direction)
+            data = data[newline + 1 :]
         buf = self._partial[direction] + data
         start = 0
         while True:
@@ -241,9 +249,10 @@ class Recorder:
                     return
             start = end + 1
         rest = buf[start:]
-        if len(rest) > LINE_KEPT * 4:  # a runaway line with no end: keep its start, drop the rest
-            self.line(direction, _decode(rest[:LINE_KEPT]) + "… (line continues)")
+        if len(rest) > LINE_KEPT * 4:  # a runaway line with no end: keep its start, drop the rest of it
+            self.line(direction, _decode(rest[: LINE_KEPT - 20]) + "… (line continues)")
             rest = b""
+            self._skipping.add(direction)
         self._partial[direction] = rest
 
     def _skim_data(self, data: bytes) -> bytes:
@@ -257,7 +266,8 @@ class Recorder:
             return b""
         body_end = max(end + 2 - len(self._tail), 0)  # in data's coordinates: where the final "." starts
         self._data_lines += data.count(b"\n", 0, body_end)
-        self._data_bytes += body_end
+        # May be negative: the end marker began in the previous chunk, whose bytes were all counted.
+        self._data_bytes += end + 2 - len(self._tail)
         after = data[end + 5 - len(self._tail) :]  # what follows CRLF.CRLF
         if self._data_lines:
             self._add("client", f"[… {self._data_lines} more lines of message data, {self._data_bytes:,} bytes]",
