@@ -12,15 +12,14 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
-from typing import Any
-
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import aiosmtplib
 from aiosmtplib.protocol import SMTPProtocol
 
 from .result import SendResult
+from .tls import describe_tls
 from .topology import Host, Listener
 from .transcript import Entry, Recorder, Transcript
 
@@ -38,7 +37,7 @@ class RecordingProtocol(SMTPProtocol):
         super().connection_made(transport)
         if self._over_ssl:
             self.recorder.tls = True
-            self.recorder.event("client", _tls_summary(transport), "Implicit TLS: encrypted before the first SMTP line.")
+            self.recorder.event("client", describe_tls(transport), "Implicit TLS: encrypted before the first SMTP line.")
 
     def write(self, data: bytes) -> None:
         self.recorder.feed("client", data)
@@ -56,7 +55,7 @@ class RecordingProtocol(SMTPProtocol):
                         timeout: float | None = None) -> Any:
         response = await super().start_tls(tls_context, server_hostname=server_hostname, timeout=timeout)
         self.recorder.tls = True
-        self.recorder.event("client", _tls_summary(self.transport),
+        self.recorder.event("client", describe_tls(self.transport),
                             "TLS handshake complete: the certificate checked out, and from here on every line is encrypted.")
         return response
 
@@ -84,13 +83,6 @@ class RecordingSMTPClient(aiosmtplib.SMTP):
         if response.code != 220:
             raise aiosmtplib.SMTPConnectResponseError(response.code, response.message)
         return response
-
-
-def _tls_summary(transport: Any) -> str:
-    ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
-    if ssl_object is None:
-        return "TLS"
-    return f"TLS established: {ssl_object.version()}, {ssl_object.cipher()[0]}"
 
 
 async def open_socket(address: str, port: int, timeout: float, source: str | None = None) -> socket.socket:
@@ -174,7 +166,7 @@ class RawSession:
             self._mark_closed()
             return
         self.recorder.tls = True
-        self.recorder.event("client", _tls_summary(self._writer.transport),
+        self.recorder.event("client", describe_tls(self._writer.transport),
                             "TLS handshake complete: say EHLO again, the server forgot everything said in plain text.")
 
     def _mark_closed(self) -> None:

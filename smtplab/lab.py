@@ -34,7 +34,6 @@ import tempfile
 import threading
 import weakref
 from collections import deque
-from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, Awaitable, Sequence, TypeVar

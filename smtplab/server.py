@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, Session
 
+from .tls import describe_tls
 from .topology import Host, Listener
-from .transcript import Recorder, Transcript
+from .transcript import Recorder
 
 if TYPE_CHECKING:
     from .lab import Lab
@@ -66,7 +67,7 @@ class RecordingSMTP(SMTP):
         rec = self.recorder
         if starttls_done:
             rec.tls = True
-            rec.event("client", _tls_summary(transport), "TLS handshake complete: from here on, every line is encrypted.")
+            rec.event("client", describe_tls(transport), "TLS handshake complete: from here on, every line is encrypted.")
         else:
             host, port = self.session.peer[:2]
             rec.event("client", f"connection from {host}:{port} to {self.policy.host.name} port {self.policy.listener.port}",
@@ -76,7 +77,7 @@ class RecordingSMTP(SMTP):
                 self._tls_protocol = transport._ssl_protocol  # type: ignore[attr-defined]
                 self.session.ssl = self._tls_protocol._extra
                 rec.tls = True
-                rec.event("client", _tls_summary(transport),
+                rec.event("client", describe_tls(transport),
                           "Implicit TLS: the handshake came before any SMTP, so every line is encrypted.")
 
     def data_received(self, data: bytes) -> None:
@@ -124,13 +125,6 @@ def _is_mailbox(address: str) -> bool:
     local, at, domain = address.rpartition("@")
     return bool(at and local and domain and "." in domain.strip(".")) and address.isprintable() and not any(
         c in address for c in '<> ,;')
-
-
-def _tls_summary(transport: asyncio.BaseTransport) -> str:
-    ssl_object = transport.get_extra_info("ssl_object")
-    if ssl_object is None:
-        return "TLS"
-    return f"TLS established: {ssl_object.version()}, {ssl_object.cipher()[0]}"
 
 
 class HostPolicy:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import ssl
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 import trustme
 
-__all__ = ["LabCA"]
+__all__ = ["LabCA", "describe_tls"]
 
 #: SSL 3.0 and TLS 1.0/1.1 are deprecated (RFC 7568, RFC 8996): the lab never offers them.
 MINIMUM_TLS = ssl.TLSVersion.TLSv1_2
@@ -46,3 +46,11 @@ class LabCA:
         ctx.minimum_version = MINIMUM_TLS
         self._ca.configure_trust(ctx)
         return ctx
+
+
+def describe_tls(transport: Any) -> str:
+    """What a transcript says once a handshake is done: ``TLS established: TLSv1.3, <cipher>``."""
+    ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+    if ssl_object is None:
+        return "TLS established"
+    return f"TLS established: {ssl_object.version()}, {ssl_object.cipher()[0]}"
