@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: lab test bench clean
+.PHONY: lab test bench notebooks clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("smtplab needs Python 3.11 or newer" if sys.version_info < (3, 11) else 0)'
@@ -19,6 +19,9 @@ lab: $(BIN)/.installed
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest
+
+notebooks: $(BIN)/.installed
+	$(BIN)/python tools/refresh_notebooks.py
 
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/bench.py

@@ -132,6 +132,9 @@ class RawSession:
                 break
             self.recorder.feed("server", raw)
             if len(raw) < 4 or raw[3:4] != b"-":
+                if raw[:3] in (b"221", b"421"):  # the server is closing the connection
+                    self._mark_closed()
+                    self._writer.close()
                 break
         return self.transcript.entries[start:]
 
@@ -244,8 +247,11 @@ async def submit(plan: SendPlan, tls_context: ssl.SSLContext, *, source: str | N
         if plan.tls == "starttls" or (plan.tls == "opportunistic" and client.supports_extension("starttls")):
             await client.starttls()
             await client.ehlo()
-        if plan.credentials:
+        if plan.credentials and client.supports_extension("auth"):
             await client.login(*plan.credentials)
+        elif plan.credentials:
+            rec.event("client", "the server offers no AUTH here: going on without logging in",
+                      "AUTH is offered only over TLS (and not at all on port 25); the server will decide.")
         errors, reply = await client.sendmail(plan.sender, plan.recipients, plan.raw)
         result.refused = {rcpt: f"{code} {text}" for rcpt, (code, text) in errors.items()}
         result.accepted = [r for r in plan.recipients if r not in result.refused]

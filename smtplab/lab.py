@@ -127,7 +127,9 @@ class Lab:
         await self.dns.start()
         for host in self.topology.hosts:
             for listener in host.listeners:
-                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                # IPPROTO_TCP, not 0: asyncio turns Nagle off (TCP_NODELAY) only for sockets that say TCP,
+                # and with Nagle on every multi-line reply waits ~40 ms for a delayed ACK.
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 sock.bind((self.addresses[host.name], 0))
                 server = await self._loop.create_server(
@@ -474,6 +476,7 @@ class Session:
 
     def send(self, line: str) -> list[Entry]:
         """Send one line as typed; returns the new transcript entries (the line and the reply)."""
+        self._lab._check_running()
         if self._raw.closed:
             raise LabError("This session is closed; open another with lab.session(...).")
         return self._lab._run(self._raw.send(line))

@@ -42,7 +42,12 @@ class MailStore:
 
     # --- mail --------------------------------------------------------------
     def maildir(self, address: str) -> mailbox.Maildir:
-        return mailbox.Maildir(self.maildir_root / address.lower(), factory=None, create=True)
+        path = self.maildir_root / address.lower()
+        # Made here, not by mailbox.Maildir(create=True), whose check-then-create races when
+        # two sessions deliver to a new address at once (one finds the folder but no tmp/ yet).
+        for sub in ("tmp", "new", "cur"):
+            (path / sub).mkdir(parents=True, exist_ok=True)
+        return mailbox.Maildir(path, factory=None, create=False)
 
     def deliver(self, address: str, message: bytes) -> str:
         """Write one message into `address`'s Maildir (synced); returns its Maildir key. Blocking."""
