@@ -59,7 +59,7 @@ class LabDNS:
             udp_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             udp_sock.bind((self.address, 0))
             port = udp_sock.getsockname()[1]
-            tcp_sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            tcp_sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # so asyncio sets TCP_NODELAY
             try:
                 tcp_sock.bind((self.address, port))
             except OSError:

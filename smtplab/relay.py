@@ -1,7 +1,7 @@
 """The outbound queue of a host that relays: MX routing, retries and bounces.
 
 A message for another domain is written to ``STATE_DIR/queue/<host>/`` (the
-envelope as JSON beside the message, both synced) before the server answers
+envelope as JSON beside the message; synced with ``Lab(durable=True)``) before the server answers
 250, so it survives a stop: a new lab on the same state directory picks the
 queue up again. Delivery follows the MX records in the lab DNS, best first;
 a refused connection or a 4xx reply moves on to the next MX and, when none
@@ -63,9 +63,10 @@ class Relay:
 
     def _write(self, item: QueuedMessage, message: bytes | None) -> None:
         envelope, body = self._paths(item.queue_id)
+        sync = self.lab.store.durable
         if message is not None:
-            _write_synced(body, message)
-        _write_synced(envelope, json.dumps(asdict(item)).encode())  # the envelope last: it marks the item complete
+            _write_atomically(body, message, sync)
+        _write_atomically(envelope, json.dumps(asdict(item)).encode(), sync)  # last: it marks the item complete
 
     async def enqueue(self, mail_from: str, rcpts: list[str], message: bytes, queue_id: str) -> None:
         """Store the message safely, then start delivering it. Returns once it is on disk."""
@@ -198,10 +199,12 @@ def _status(reply: str) -> str:
     return parts[1] if len(parts) > 1 and parts[1][:1].isdigit() and parts[1].count(".") == 2 else "5.0.0"
 
 
-def _write_synced(path: Path, data: bytes) -> None:
+def _write_atomically(path: Path, data: bytes, sync: bool) -> None:
+    """Readers see the old file or the new one, never half of one (and, with `sync`, so does a power cut)."""
     tmp = path.with_suffix(path.suffix + ".tmp")
     with open(tmp, "wb") as f:
         f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+        if sync:
+            f.flush()
+            os.fsync(f.fileno())
     os.replace(tmp, path)

@@ -1,10 +1,15 @@
 """Where the lab keeps what it must not lose: Maildirs and transcript files.
 
-What "250 after DATA" promises, decided on purpose: the message has been
-written *and synced* (``mailbox.Maildir.add`` fsyncs) into every local
-recipient's Maildir, or into the relay queue, before the server says 250.
-That write runs in a worker thread, so one session's fsync never stalls the
-event loop that serves all the others.
+What "250 after DATA" promises, decided on purpose: the message is in every
+local recipient's Maildir (or in the relay queue) before the server says 250:
+written, and renamed from ``tmp/`` into ``new/`` as the Maildir format asks,
+so a reader never sees half a message and a crash of the lab process loses
+nothing. It is not fsynced by default: a lab's state lives on a laptop or a
+Binder container, and a sync costs about a millisecond a message here, more
+than the whole rest of a session. ``Lab(durable=True)`` syncs every write, as
+a production MTA must (and then uses ``mailbox.Maildir.add``, which does).
+The write runs in a worker thread, so a slow disk never stalls the event loop
+that serves every other session.
 
 Transcripts are not promises: they go to disk through one background writer
 thread, in order, off the event loop; :meth:`MailStore.flush` waits for it.
@@ -14,14 +19,18 @@ from __future__ import annotations
 
 import email
 import email.policy
+import itertools
 import mailbox
+import os
 import queue
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
-from .transcript import Transcript
+from .transcript import Transcript, write_file
 
 __all__ = ["MailStore"]
 
@@ -29,29 +38,50 @@ __all__ = ["MailStore"]
 class MailStore:
     """Maildirs under ``STATE_DIR/maildir/<address>/`` and transcripts under ``STATE_DIR/transcripts/``."""
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, durable: bool = False) -> None:
         self.state_dir = state_dir
+        self.durable = durable
         self.maildir_root = state_dir / "maildir"
         self.transcript_dir = state_dir / "transcripts"
         self.maildir_root.mkdir(parents=True, exist_ok=True)
         self.transcript_dir.mkdir(parents=True, exist_ok=True)
+        self._counter = itertools.count()
+        self._made: dict[str, str] = {}  # address -> its Maildir folder, once made
         self.io = ThreadPoolExecutor(max_workers=4, thread_name_prefix="smtplab-io")
-        self._pending: queue.SimpleQueue[Transcript | None] = queue.SimpleQueue()
+        self._pending: queue.SimpleQueue[Any] = queue.SimpleQueue()  # (path, bytes), an Event, or None
         self._writer = threading.Thread(target=self._write_transcripts, name="smtplab-transcripts", daemon=True)
         self._writer.start()
 
     # --- mail --------------------------------------------------------------
+    def _folder(self, address: str) -> str:
+        path = self._made.get(address)
+        if path is None:
+            # Made here, not by mailbox.Maildir(create=True), whose check-then-create races when
+            # two sessions deliver to a new address at once (one finds the folder but no tmp/ yet).
+            folder = self.maildir_root / address.lower()
+            for sub in ("tmp", "new", "cur"):
+                (folder / sub).mkdir(parents=True, exist_ok=True)
+            path = self._made[address] = str(folder)
+        return path
+
     def maildir(self, address: str) -> mailbox.Maildir:
-        path = self.maildir_root / address.lower()
-        # Made here, not by mailbox.Maildir(create=True), whose check-then-create races when
-        # two sessions deliver to a new address at once (one finds the folder but no tmp/ yet).
-        for sub in ("tmp", "new", "cur"):
-            (path / sub).mkdir(parents=True, exist_ok=True)
-        return mailbox.Maildir(path, factory=None, create=False)
+        return mailbox.Maildir(self._folder(address), factory=None, create=False)
 
     def deliver(self, address: str, message: bytes) -> str:
-        """Write one message into `address`'s Maildir (synced); returns its Maildir key. Blocking."""
-        return self.maildir(address).add(message)
+        """Write one message into `address`'s Maildir; returns its Maildir key. Blocking: call it off the loop."""
+        if self.durable:
+            return self.maildir(address).add(message)  # fsyncs
+        # The Maildir protocol without the sync: a unique name in tmp/, then a rename into new/.
+        folder = self._folder(address)
+        key = f"{time.time():.6f}.{os.getpid()}_{next(self._counter)}.smtplab"
+        tmp = f"{folder}/tmp/{key}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, message)
+        finally:
+            os.close(fd)
+        os.rename(tmp, f"{folder}/new/{key}")
+        return key
 
     def inbox(self, address: str) -> list[EmailMessage]:
         """The messages in `address`'s Maildir, oldest first."""
@@ -59,13 +89,19 @@ class MailStore:
         if not path.exists():
             return []
         box = mailbox.Maildir(path, factory=None, create=False)
-        keys = sorted(box.keys())  # Maildir names start with the delivery time
+        keys = sorted(box.keys(), key=_delivery_order)
         return [email.message_from_bytes(box.get_bytes(k), policy=email.policy.default) for k in keys]
 
     # --- transcripts -------------------------------------------------------
     def save_transcript(self, transcript: Transcript) -> None:
-        """Queue a finished transcript for writing; returns at once."""
-        self._pending.put(transcript)
+        """Queue a finished transcript for writing; returns at once.
+
+        The JSON is made here, by the caller (the lab's loop, ~30 us a session); the writer
+        thread only makes system calls, which release the GIL. A writer thread that encoded
+        too would hold the GIL for milliseconds and make the loop wait for it (a convoy).
+        """
+        data = transcript.to_jsonl().encode("utf-8", "surrogateescape")
+        self._pending.put((self.transcript_dir / transcript.filename, data))
 
     def _write_transcripts(self) -> None:
         while True:
@@ -76,7 +112,7 @@ class MailStore:
                 item.set()
                 continue
             try:
-                item.save(self.transcript_dir)
+                write_file(*item)
             except OSError:
                 pass  # a transcript that cannot be written must not take the lab down
 
@@ -90,3 +126,12 @@ class MailStore:
         self._pending.put(None)
         self._writer.join(timeout=5)
         self.io.shutdown(wait=True)
+
+
+def _delivery_order(key: str) -> tuple[float, str]:
+    """Maildir names start with the delivery time (seconds, maybe with a fraction)."""
+    stamp = key.split(".", 2)
+    try:
+        return (float(f"{stamp[0]}.{stamp[1]}" if stamp[1].isdigit() else stamp[0]), key)
+    except (ValueError, IndexError):
+        return (0.0, key)

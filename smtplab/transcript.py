@@ -19,8 +19,9 @@ from __future__ import annotations
 import html
 import itertools
 import json
+import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
@@ -138,15 +139,26 @@ class Transcript:
 
     # --- storage -----------------------------------------------------------
     def to_jsonl(self) -> str:
-        meta = {"session": self.session, "view": self.view, "port": self.port, "peer": self.peer,
-                "client": self.client, "started": self.started}
-        return "".join(json.dumps({**asdict(e), **meta}, ensure_ascii=False) + "\n" for e in self.entries)
+        # Hand-assembled: this runs for every session, and json.dumps per entry costs ~3 us where
+        # this costs well under one. The session's fields are the same on every line: encode them once.
+        meta = json.dumps({"session": self.session, "view": self.view, "port": self.port, "peer": self.peer,
+                           "client": self.client, "started": self.started}, ensure_ascii=False)[1:]
+        quote = _json_string
+        host = quote(self.host)
+        return "".join(
+            f'{{"t": {e.t!r}, "host": {host}, "direction": "{e.direction}", "line": {quote(e.line)}, '
+            f'"tls": {"true" if e.tls else "false"}, "note": {quote(e.note)}, "kind": "{e.kind}", {meta}\n'
+            for e in self.entries)
 
     def save(self, directory: Path) -> Path:
         directory.mkdir(parents=True, exist_ok=True)
-        path = directory / f"{self.session}.jsonl"
-        path.write_text(self.to_jsonl(), encoding="utf-8")
+        path = directory / self.filename
+        write_file(path, self.to_jsonl().encode("utf-8", "surrogateescape"))
         return path
+
+    @property
+    def filename(self) -> str:
+        return f"{self.session}.jsonl"
 
     @classmethod
     def load(cls, path: str | Path) -> "Transcript":
@@ -277,6 +289,18 @@ class Recorder:
         self._tail = b""
         self._partial["client"] = b""
         return b".\r\n" + after  # the lone dot is recorded as a line: it ends the data
+
+
+def write_file(path: str | Path, data: bytes) -> None:
+    """Create (or replace) a file with `data`: plain system calls, the cheapest way Python has."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
+_json_string = json.encoder.encode_basestring  # type: ignore[attr-defined]  # the C speed-up, with quotes
 
 
 def _decode(raw: bytes) -> str:

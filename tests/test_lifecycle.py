@@ -138,3 +138,20 @@ def test_first_deliveries_to_a_new_mailbox_at_once_all_land(running):
     results = asyncio.run(many())
     assert all(r.ok for r in results), [r.summary() for r in results if not r.ok]
     assert sorted(m["Subject"] for m in running.inbox("dave@example.net")) == [f"#{i}" for i in range(8)]
+
+
+@pytest.mark.parametrize("port, tls", [(25, "none"), (25, "starttls"), (465, "implicit")])
+def test_both_views_of_every_send(running, port, tls):
+    result = running.send("alice@example.org", "carol@example.org", port=port, tls=tls)
+    assert result.ok
+    assert result.server_transcript is not None, "the server's view of the same session"
+    assert result.server_transcript.commands() == result.transcript.commands()
+
+
+def test_durable_lab_syncs_and_still_delivers(tmp_path):
+    with Lab(state_dir=tmp_path, durable=True) as lab:
+        assert lab.store.durable
+        assert lab.send("alice@example.org", ["carol@example.org", "bob@example.net"], subject="synced").ok
+        assert lab.wait_for_queue(10)
+        assert [m["Subject"] for m in lab.inbox("bob@example.net")] == ["synced"]
+        assert [m["Subject"] for m in lab.inbox("carol@example.org")] == ["synced"]
