@@ -263,6 +263,7 @@ async def submit(plan: SendPlan, tls_context: ssl.SSLContext, *, source: str | N
     except aiosmtplib.SMTPResponseException as err:
         result.error = f"The server said {err.code} {err.message}"
         result.error_code = err.code
+        result.last_reply = f"{err.code} {err.message}"
     except (aiosmtplib.SMTPException, OSError) as err:
         result.error = f"{type(err).__name__}: {err}"
     finally:
@@ -272,4 +273,5 @@ async def submit(plan: SendPlan, tls_context: ssl.SSLContext, *, source: str | N
             except (aiosmtplib.SMTPException, asyncio.TimeoutError, OSError):
                 pass
         client.close()
+    result.tls = rec.tls
     return result

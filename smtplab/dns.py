@@ -1,21 +1,23 @@
 """The lab's DNS: a small authoritative server for the lab zones, over UDP and TCP.
 
 It speaks real DNS messages (dnspython does the wire format), so ``dig`` and
-any resolver can ask it. Zones are built from the scenario with absolute
-names: relativized zones cannot be written back to the wire as they are.
-A query it cannot answer gets SERVFAIL, never silence (silence makes a
-client wait out its whole timeout).
+any resolver can ask it. Its records are the scenario's zone text plus an A
+record for every lab host. Zones are built with absolute names: relativized
+zones cannot be written back to the wire as they are. A query it cannot
+answer gets SERVFAIL, never silence (silence makes a client wait out its
+whole timeout), except for names a scenario marks ``timeout`` on purpose.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
-import random
+import html
 import socket
 import struct
+import time
+from dataclasses import dataclass
 
-import dns.asyncresolver
+import dns.asyncquery
 import dns.exception
 import dns.flags
 import dns.message
@@ -23,30 +25,35 @@ import dns.name
 import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
-import dns.resolver
 import dns.zone
 
 from .topology import Topology
 
-__all__ = ["DNSFailure", "LabDNS", "resolve_mx", "zone_text"]
+__all__ = ["DigAnswer", "LabDNS", "dig", "zone_text"]
+
+#: How many CNAMEs an answer follows before it gives up (a CNAME loop must not hang the server).
+MAX_CNAME_CHAIN = 8
 
 
 def zone_text(topology: Topology, addresses: dict[str, str]) -> str:
-    """The lab's records in zone-file text: A for every host, MX for every domain."""
-    lines = ["$TTL 300", "@ IN SOA ns.lab. hostmaster.lab. 1 3600 600 86400 300", "@ IN NS ns.lab.", "ns.lab. IN A 127.0.0.1"]
-    for host in topology.hosts:
-        lines.append(f"{host.name}. IN A {addresses[host.name]}")
-    for dom in topology.domains:
-        for pref, mx in dom.mx:
-            lines.append(f"{dom.name}. IN MX {pref} {mx if mx == '.' else mx + '.'}")
-    return "\n".join(lines) + "\n"
+    """All the lab's records in zone-file text: the scenario's zone and an A record per host."""
+    lines = ["$TTL 300", ". IN SOA ns.lab. hostmaster.lab. 1 3600 600 86400 300", ". IN NS ns.lab.",
+             "ns.lab. IN A 127.0.0.1"]
+    lines += [f"{host.name}. IN A {addresses[host.name]}" for host in topology.hosts]
+    return "\n".join(lines) + "\n" + topology.zone + "\n"
 
 
 class LabDNS:
     """An authoritative DNS server for the lab's names, on one loopback port (UDP and TCP)."""
 
     def __init__(self, topology: Topology, addresses: dict[str, str]) -> None:
-        self.zone = dns.zone.from_text(zone_text(topology, addresses), origin=dns.name.root, relativize=False)
+        try:
+            self.zone = dns.zone.from_text(zone_text(topology, addresses), origin=dns.name.root,
+                                           relativize=False, check_origin=False)
+        except dns.exception.DNSException as err:
+            from .topology import ScenarioError
+            raise ScenarioError(f"the scenario's zone text is not valid: {err}") from None
+        self.faults = {dns.name.from_text(name): kind for name, kind in topology.dns_faults}
         self.address = "127.0.0.1"
         self.port = 0
         self.queries = 0
@@ -81,7 +88,7 @@ class LabDNS:
             await self._tcp.wait_closed()
 
     def answer(self, wire: bytes) -> bytes | None:
-        """The reply to one query in wire format (None for something that is not a query)."""
+        """The reply to one query in wire format (None: say nothing)."""
         try:
             query = dns.message.from_wire(wire)
         except Exception:
@@ -91,6 +98,13 @@ class LabDNS:
             response = dns.message.make_response(query)
             response.flags |= dns.flags.AA
             for question in query.question:
+                fault = self._fault(question.name)
+                if fault == "timeout":
+                    return None  # on purpose: this scenario's DNS never answers for that name
+                if fault == "servfail":
+                    response.set_rcode(dns.rcode.SERVFAIL)
+                    response.flags &= ~dns.flags.AA
+                    continue
                 self._resolve(question.name, question.rdtype, response)
             return response.to_wire()
         except Exception:
@@ -98,16 +112,25 @@ class LabDNS:
             fail.set_rcode(dns.rcode.SERVFAIL)
             return fail.to_wire()
 
+    def _fault(self, name: dns.name.Name) -> str | None:
+        return next((kind for faulty, kind in self.faults.items() if name.is_subdomain(faulty)), None)
+
     def _resolve(self, name: dns.name.Name, rdtype: int, response: dns.message.Message) -> None:
-        node = self.zone.get_node(name)
-        if node is None:
-            response.set_rcode(dns.rcode.NXDOMAIN)
-            return
-        rdataset = node.get_rdataset(dns.rdataclass.IN, rdtype)
-        if rdataset is not None:
-            rrset = response.find_rrset(response.answer, name, dns.rdataclass.IN, rdtype, create=True)
-            rrset.update(rdataset)
-        # else NODATA: the name exists but has no records of that type (NOERROR, empty answer)
+        for _ in range(MAX_CNAME_CHAIN):
+            node = self.zone.get_node(name)
+            if node is None:
+                response.set_rcode(dns.rcode.NXDOMAIN)
+                return
+            rdataset = node.get_rdataset(dns.rdataclass.IN, rdtype)
+            if rdataset is not None:
+                response.find_rrset(response.answer, name, dns.rdataclass.IN, rdtype, create=True).update(rdataset)
+                return
+            alias = node.get_rdataset(dns.rdataclass.IN, dns.rdatatype.CNAME)
+            if alias is None:
+                return  # NODATA: the name exists, without records of that type (NOERROR, empty answer)
+            response.find_rrset(response.answer, name, dns.rdataclass.IN, dns.rdatatype.CNAME,
+                                create=True).update(alias)
+            name = alias[0].target  # follow the alias, as a resolver would
 
     async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -138,42 +161,57 @@ class _UDP(asyncio.DatagramProtocol):
             self.transport.sendto(reply, addr)
 
 
-class DNSFailure(Exception):
-    """A lookup that failed; ``permanent`` says whether trying again later could help."""
+@dataclass
+class DigAnswer:
+    """One question to a DNS server and its real reply, shown the way ``dig`` shows it."""
 
-    def __init__(self, message: str, permanent: bool, reply: str = "") -> None:
-        super().__init__(message)
-        self.permanent = permanent
-        self.reply = reply or ("550 5.1.2 " if permanent else "451 4.4.3 ") + message
+    name: str
+    rdtype: str
+    response: dns.message.Message | None
+    server: str
+    seconds: float
+    tcp: bool = False
+    error: str = ""
+
+    @property
+    def status(self) -> str:
+        return dns.rcode.to_text(self.response.rcode()) if self.response is not None else "NO ANSWER"
+
+    def records(self) -> list[str]:
+        """The answer's records, as ``dig +short`` prints them."""
+        if self.response is None:
+            return []
+        return [rdata.to_text() for rrset in self.response.answer for rdata in rrset]
+
+    def __str__(self) -> str:
+        lines = [f"; <<>> dig @{self.server} {self.name} {self.rdtype}{' +tcp' if self.tcp else ''}"]
+        if self.response is None:
+            return "\n".join(lines + [f";; {self.error}"])
+        flags = dns.flags.to_text(self.response.flags).lower()
+        lines.append(f";; ->>HEADER<<- opcode: QUERY, status: {self.status}")
+        lines.append(f";; flags: {flags}; QUERY: {len(self.response.question)}, ANSWER: "
+                     f"{sum(len(r) for r in self.response.answer)}")
+        for title, section in (("QUESTION", self.response.question), ("ANSWER", self.response.answer),
+                               ("AUTHORITY", self.response.authority)):
+            if section:
+                lines += ["", f";; {title} SECTION:"]
+                lines += [(";" if title == "QUESTION" else "") + rrset.to_text() for rrset in section]
+        lines += ["", f";; Query time: {self.seconds * 1000:.1f} msec",
+                  f";; SERVER: {self.server} ({'TCP' if self.tcp else 'UDP'})"]
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        return f"<pre>{html.escape(str(self))}</pre>"
 
 
-async def resolve_mx(domain: str, address: str, port: int, rng: random.Random | None = None) -> list[str]:
-    """The hosts to try for `domain`, best first (RFC 5321 section 5.1; RFC 7505 null MX).
-
-    Lowest preference first, equal preferences shuffled; no MX records means the
-    domain itself is the mail host (implicit MX); a lone ``MX 0 .`` means the
-    domain accepts no mail.
-    """
-    resolver = dns.asyncresolver.Resolver(configure=False)
-    resolver.nameservers = [address]
-    resolver.port = port
-    resolver.lifetime = 2.0
+async def dig(name: str, rdtype: str, server: str, port: int, *, tcp: bool = False, timeout: float = 2.0) -> DigAnswer:
+    """Ask `server` one question over UDP (or TCP) and keep the whole reply."""
+    query = dns.message.make_query(name, rdtype)
+    started = time.perf_counter()
     try:
-        answer = await resolver.resolve(domain, "MX")
-    except dns.resolver.NXDOMAIN:
-        raise DNSFailure(f"{domain} does not exist in DNS (NXDOMAIN)", permanent=True) from None
-    except dns.resolver.NoAnswer:
-        return [domain]
-    except (dns.resolver.NoNameservers, dns.exception.Timeout) as err:
-        raise DNSFailure(f"DNS lookup of {domain} MX failed for now ({type(err).__name__})", permanent=False) from None
-    records = sorted(answer, key=lambda r: r.preference)
-    if len(records) == 1 and records[0].exchange == dns.name.root:
-        raise DNSFailure(f"{domain} publishes a null MX: it accepts no mail", permanent=True,
-                         reply=f"556 5.1.10 {domain} publishes a null MX (RFC 7505): it accepts no mail")
-    rng = rng or random.Random()
-    ordered: list[str] = []
-    for _, group in itertools.groupby(records, key=lambda r: r.preference):
-        names = [str(r.exchange).rstrip(".") for r in group]
-        rng.shuffle(names)
-        ordered += names
-    return ordered
+        send = dns.asyncquery.tcp if tcp else dns.asyncquery.udp
+        response = await send(query, server, port=port, timeout=timeout)
+    except dns.exception.Timeout:
+        return DigAnswer(name, rdtype, None, f"{server}#{port}", time.perf_counter() - started, tcp,
+                         f"connection timed out; no servers could be reached (waited {timeout:g} s)")
+    return DigAnswer(name, rdtype, response, f"{server}#{port}", time.perf_counter() - started, tcp)

@@ -28,6 +28,8 @@ import atexit
 import concurrent.futures
 import email.utils
 import logging
+import random
+import secrets
 import shutil
 import socket
 import tempfile
@@ -40,7 +42,9 @@ from typing import Any, Awaitable, Sequence, TypeVar
 
 from . import relay as relay_mod
 from .client import Endpoint, RawSession, SendPlan, submit
-from .dns import LabDNS
+from .dns import DigAnswer, LabDNS, dig
+from .journal import Journal, MessageTrace
+from .mx import MXLookup, lookup_mx, recorded_mx
 from .result import LabError, SendResult
 from .server import HostPolicy, RecordingSMTP
 from .store import MailStore
@@ -83,8 +87,13 @@ class Lab:
     _all: "weakref.WeakSet[Lab]" = weakref.WeakSet()
 
     def __init__(self, scenario: str | Path | dict[str, Any] | Topology = "default", *,
-                 state_dir: str | Path | None = None, replace: bool = True, durable: bool = False) -> None:
+                 state_dir: str | Path | None = None, replace: bool = True, durable: bool = False,
+                 seed: int | None = None, retry: Sequence[float] | None = None) -> None:
         self.topology = load_scenario(scenario)
+        self.rng = random.Random(seed)  # equal-preference MX order: seed it for reproducible notebooks
+        self.retry_delays = tuple(retry) if retry is not None else self.topology.retry
+        self.journal = Journal()
+        self._faults: dict[str, list[list[Any]]] = {}  # host -> [[command, reply, times left], ...]
         if replace and Lab._current is not None:
             Lab._current.stop()
         self._owns_state_dir = state_dir is None
@@ -95,7 +104,7 @@ class Lab:
         self._recent: deque[Transcript] = deque(maxlen=RECENT_TRANSCRIPTS)
         self._waiters: dict[str, asyncio.Future[Transcript]] = {}
         self._connections: set[RecordingSMTP] = set()
-        self._servers: list[asyncio.base_events.Server] = []
+        self._servers: dict[str, list[asyncio.base_events.Server]] = {}  # host -> its listening servers
         self.endpoints: dict[tuple[str, int], Endpoint] = {}
 
         wanted = [h.address for h in self.topology.hosts]
@@ -126,21 +135,31 @@ class Lab:
     async def _start(self) -> None:
         await self.dns.start()
         for host in self.topology.hosts:
-            for listener in host.listeners:
-                # IPPROTO_TCP, not 0: asyncio turns Nagle off (TCP_NODELAY) only for sockets that say TCP,
-                # and with Nagle on every multi-line reply waits ~40 ms for a delayed ACK.
-                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                sock.bind((self.addresses[host.name], 0))
-                server = await self._loop.create_server(
-                    self._protocol_factory(host, listener), sock=sock,
-                    ssl=self.ca.server_context(host.name) if listener.tls == "implicit" else None)
-                self._servers.append(server)
-                self.endpoints[(host.name, listener.port)] = Endpoint(host, listener, *sock.getsockname()[:2])
-            if any(lst.role.startswith("submission") for lst in host.listeners):
-                self.relays[host.name] = relay_mod.Relay(self, host)
+            await self._start_host(host)
+            self.relays[host.name] = relay_mod.Relay(self, host)
         for relay in self.relays.values():
             relay.resume()
+
+    async def _start_host(self, host: Host) -> None:
+        servers = self._servers[host.name] = []
+        for listener in host.listeners:
+            known = self.endpoints.get((host.name, listener.port))
+            # IPPROTO_TCP, not 0: asyncio turns Nagle off (TCP_NODELAY) only for sockets that say TCP,
+            # and with Nagle on every multi-line reply waits ~40 ms for a delayed ACK.
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self.addresses[host.name], known.bound_port if known else 0))  # a restart keeps its port
+            servers.append(await self._loop.create_server(
+                self._protocol_factory(host, listener), sock=sock,
+                ssl=self.ca.server_context(host.name) if listener.tls == "implicit" else None))
+            self.endpoints[(host.name, listener.port)] = Endpoint(host, listener, *sock.getsockname()[:2])
+
+    async def _stop_host(self, name: str) -> None:
+        for server in self._servers.pop(name, []):
+            server.close()
+        for conn in list(self._connections):  # a host that goes down drops the sessions it had too
+            if conn.policy.host.name == name and conn.transport is not None:
+                conn.transport.abort()
 
     def _protocol_factory(self, host: Host, listener: Listener) -> Any:
         policy = HostPolicy(self, host, listener)
@@ -178,14 +197,15 @@ class Lab:
     async def _shutdown(self) -> None:
         for relay in self.relays.values():
             relay.stop()
-        for server in self._servers:
+        servers = [server for group in self._servers.values() for server in group]
+        for server in servers:
             server.close()
         for conn in list(self._connections):
             if conn.transport is not None:
                 conn.transport.close()
         await self.dns.stop()
         await asyncio.sleep(0)  # let connection_lost callbacks run
-        for server in self._servers:
+        for server in servers:
             try:
                 await asyncio.wait_for(server.wait_closed(), 2)
             except asyncio.TimeoutError:
@@ -240,6 +260,11 @@ class Lab:
         ports = ", ".join(f"{lst.port} ({lst.role})" for lst in known.listeners)
         raise LabError(f"{name} has no listener on port {port}. It listens on: {ports}.")
 
+    def endpoint_at(self, address: str, port: int, name: str = "") -> Endpoint | None:
+        """The lab listener at a DNS answer's `address` (or, where hosts share 127.0.0.1, named `name`)."""
+        host = self._by_address.get(address) if self.own_addresses else (name.lower() if address == "127.0.0.1" else None)
+        return self.endpoints.get((host, port)) if host else None
+
     def reverse_name(self, address: str) -> str:
         """What a PTR lookup would say about a lab address (for Received headers)."""
         return self._by_address.get(address, "localhost")
@@ -265,10 +290,8 @@ class Lab:
         self.store.save_transcript(transcript)
 
     # --- what happens to an accepted message ----------------------------------
-    def can_relay(self, host: Host) -> bool:
-        return host.name in self.relays
-
-    async def _accept(self, host: Host, mail_from: str, rcpts: list[str], message: bytes, queue_id: str) -> None:
+    async def _accept(self, host: Host, mail_from: str, rcpts: list[str], message: bytes, queue_id: str,
+                      message_id: str = "") -> None:
         """Deliver to local Maildirs, or queue for relaying; return only once it is safely stored."""
         mail_from = "" if mail_from == "<>" else mail_from  # aiosmtpd hands on the null sender as "<>"
         local = [r for r in rcpts if r.rpartition("@")[2].lower() in host.domains]
@@ -279,8 +302,30 @@ class Lab:
             # Off the loop: creating a file can take most of a millisecond even unsynced (seen on
             # this project's VMs), and meanwhile the loop serves every other session.
             await loop.run_in_executor(self.store.io, self.store.deliver, rcpt, headed)
+        if local:
+            self._journal("delivered", host.name, queue_id, message_id, rcpts=local)
         if remote:
-            await self.relays[host.name].enqueue(mail_from, remote, message, queue_id)
+            await self.relays[host.name].enqueue(mail_from, remote, message, queue_id, message_id)
+            self._journal("queued", host.name, queue_id, message_id, rcpts=remote)
+
+    async def _bounce(self, host: Host, mail_from: str, failed: dict[str, str], original: bytes) -> None:
+        """Tell the sender what could not be delivered; a bounce itself is never bounced."""
+        if not mail_from or mail_from == "<>":
+            self.errors.append(f"double bounce dropped for {', '.join(failed)} (the bounce itself failed)")
+            return
+        dsn = relay_mod.delivery_status_notification(host.name, mail_from, failed, original)
+        await self._accept(host, "", [mail_from], dsn, secrets.token_hex(5).upper())
+
+    def _journal(self, event: str, host: str, queue_id: str, message_id: str, **details: Any) -> None:
+        self.journal.add(event, host, queue_id, message_id, **details)
+
+    def _take_fault(self, host: str, command: str) -> str | None:
+        """The reply a planted fault gives this command now, if any (and count it down)."""
+        for fault in self._faults.get(host, ()):
+            if fault[0] == command and fault[2] > 0:
+                fault[2] -= 1
+                return fault[1]
+        return None
 
     # --- the public API ------------------------------------------------------
     def send(self, sender: str, to: str | Sequence[str], subject: str = "Hello from smtplab",
@@ -435,6 +480,80 @@ class Lab:
                 return False
             await asyncio.sleep(0.01)
         return True
+
+    # --- the mail world: DNS, hosts going down, faults, traces -----------------
+    def mx(self, domain: str, *, online: bool = False) -> MXLookup:
+        """Where mail for `domain` goes, with the steps (RFC 5321 section 5.1).
+
+        ``online=True`` asks the real DNS (a few seconds at most); without a network it says
+        so and shows a recorded answer for a few well-known domains.
+        """
+        self._check_running()
+        return self._run(self.alookup_mx(domain, online=online), timeout=15)
+
+    async def alookup_mx(self, domain: str, *, online: bool = False) -> MXLookup:
+        if not online:
+            return await self._in_loop(lookup_mx(domain, self.dns.address, self.dns.port, rng=self.rng))
+        found = await self._in_loop(lookup_mx(domain, None, rng=self.rng, lifetime=3.0, source="public DNS"))
+        if found.ok or found.permanent:
+            return found
+        recorded = recorded_mx(domain)
+        if recorded is None:
+            found.step("no recorded answer for this domain either")
+            return found
+        recorded.steps[:0] = [f"online lookup failed ({found.error}): no outside DNS from here"]
+        return recorded
+
+    def dig(self, name: str, rdtype: str = "MX", *, tcp: bool = False) -> DigAnswer:
+        """Ask the lab DNS one question, like ``dig @lab-dns name rdtype``, and show the real reply."""
+        self._check_running()
+        return self._run(dig(name, rdtype, self.dns.address, self.dns.port, tcp=tcp), timeout=10)
+
+    def stop_host(self, name: str) -> None:
+        """Take a host down: its ports refuse connections and its open sessions drop."""
+        self._check_running()
+        if self.topology.host(name) is None:
+            self.endpoint(name, 25)  # the friendly "no such host"
+        self._run(self._stop_host(name.lower()))
+
+    def start_host(self, name: str) -> None:
+        """Bring a host back up, on the same ports."""
+        self._check_running()
+        host = self.topology.host(name)
+        if host is None:
+            self.endpoint(name, 25)
+        if host.name not in self._servers:
+            self._run(self._start_host(host))
+
+    def host_is_up(self, name: str) -> bool:
+        return name.lower() in self._servers
+
+    def fault(self, host: str, reply: str, *, command: str = "RCPT", times: int = 1) -> None:
+        """Make `host` answer `command` (MAIL, RCPT or DATA) with `reply` the next `times` times.
+
+        ``lab.fault("mx1.example.net", "451 4.7.1 Greylisted, try again later")`` makes the next
+        delivery to mx1 wait in the queue and retry.
+        """
+        self._check_running()
+        if self.topology.host(host) is None:
+            self.endpoint(host, 25)
+        if command.upper() not in ("MAIL", "RCPT", "DATA"):
+            raise LabError(f"command={command!r}: a fault can answer MAIL, RCPT or DATA.")
+        if not (reply[:3].isdigit() and reply[0] in "45"):
+            raise LabError(f"reply={reply!r}: a fault is a 4xx or 5xx reply, like '451 4.7.1 Try again later'.")
+        self._faults.setdefault(host.lower(), []).append([command.upper(), reply, times])
+
+    def queue(self, host: str = "smtp.example.org") -> list[relay_mod.QueuedMessage]:
+        """What waits in `host`'s outbound queue now."""
+        return self.relays[host.lower()].queued() if host.lower() in self.relays else []
+
+    def trace(self, message: str | SendResult | EmailMessage) -> MessageTrace:
+        """The hops a message made: a Message-ID, a send's result, or a delivered message."""
+        if isinstance(message, SendResult):
+            message = message.message_id
+        elif isinstance(message, EmailMessage):
+            message = str(message["Message-ID"] or "")
+        return MessageTrace.build(self.journal, message)
 
     def info(self) -> dict[str, Any]:
         """The lab's published state: what ``smtplab serve --json`` prints."""

@@ -1,13 +1,20 @@
-"""The outbound queue of a host that relays: MX routing, retries and bounces.
+"""The outbound queue of a host: routing, retries and bounces.
 
 A message for another domain is written to ``STATE_DIR/queue/<host>/`` (the
-envelope as JSON beside the message; synced with ``Lab(durable=True)``) before the server answers
-250, so it survives a stop: a new lab on the same state directory picks the
-queue up again. Delivery follows the MX records in the lab DNS, best first;
-a refused connection or a 4xx reply moves on to the next MX and, when none
-took it, waits and tries again; a 5xx reply, or running out of tries, sends a
+envelope as JSON beside the message; synced with ``Lab(durable=True)``)
+before the server answers 250, so it survives a stop: a new lab on the same
+state directory picks the queue up again.
+
+Where it goes: the host's ``forward`` route for the domain if it has one,
+otherwise the domain's MX hosts from the lab DNS, best first. A refused
+connection or a 4xx reply moves on to the next host and, when none took it,
+waits (the scenario's ``retry`` seconds) and tries again; a 5xx reply, a DNS
+answer that says the domain takes no mail, or running out of tries, sends a
 bounce (a delivery status notification) to the sender. Bounces have the null
 sender ``<>`` so that they are never bounced themselves.
+
+Exactly once: a recipient leaves the queue as soon as a next hop has said 250
+for it, and only then; the item's file is rewritten with those that remain.
 """
 
 from __future__ import annotations
@@ -15,24 +22,20 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import secrets
-from dataclasses import asdict, dataclass
+import time
+from dataclasses import asdict, dataclass, field
 from email.message import EmailMessage, Message
 from email.utils import format_datetime, localtime, make_msgid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .dns import DNSFailure, resolve_mx
-from .result import LabError
 from .topology import Host
 
 if TYPE_CHECKING:
+    from .client import Endpoint
     from .lab import Lab
 
-__all__ = ["Relay"]
-
-#: Seconds between tries; a lab scales time down so a notebook can watch a retry.
-RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0)
+__all__ = ["Relay", "delivery_status_notification"]
 
 
 @dataclass
@@ -41,36 +44,43 @@ class QueuedMessage:
     mail_from: str
     rcpts: list[str]
     attempts: int = 0
+    message_id: str = ""
+    history: list[str] = field(default_factory=list)  # what each try found, for the bounce and the trace
 
 
 class Relay:
-    """One relaying host's queue and delivery workers."""
+    """One host's queue and delivery workers."""
 
     def __init__(self, lab: "Lab", host: Host) -> None:
         self.lab = lab
         self.host = host
         self.directory = lab.state_dir / "queue" / host.name
-        self.directory.mkdir(parents=True, exist_ok=True)
         self.tasks: dict[str, asyncio.Task[None]] = {}
 
     @property
     def pending(self) -> int:
         return len(self.tasks)
 
+    def queued(self) -> list[QueuedMessage]:
+        """What waits in this host's queue now (read from disk)."""
+        return [QueuedMessage(**json.loads(p.read_text())) for p in sorted(self.directory.glob("*.json"))]
+
     # --- the queue on disk -----------------------------------------------
     def _paths(self, queue_id: str) -> tuple[Path, Path]:
         return self.directory / f"{queue_id}.json", self.directory / f"{queue_id}.eml"
 
     def _write(self, item: QueuedMessage, message: bytes | None) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
         envelope, body = self._paths(item.queue_id)
         sync = self.lab.store.durable
         if message is not None:
             _write_atomically(body, message, sync)
         _write_atomically(envelope, json.dumps(asdict(item)).encode(), sync)  # last: it marks the item complete
 
-    async def enqueue(self, mail_from: str, rcpts: list[str], message: bytes, queue_id: str) -> None:
+    async def enqueue(self, mail_from: str, rcpts: list[str], message: bytes, queue_id: str,
+                      message_id: str = "") -> None:
         """Store the message safely, then start delivering it. Returns once it is on disk."""
-        item = QueuedMessage(queue_id, mail_from, rcpts)
+        item = QueuedMessage(queue_id, mail_from, rcpts, message_id=message_id)
         await asyncio.get_running_loop().run_in_executor(self.lab.store.io, self._write, item, message)
         self._start(item)
 
@@ -104,60 +114,78 @@ class Relay:
     async def _deliver_item(self, item: QueuedMessage) -> None:
         envelope, body = self._paths(item.queue_id)
         message = await asyncio.get_running_loop().run_in_executor(self.lab.store.io, body.read_bytes)
+        delays = self.lab.retry_delays
         while item.rcpts:
             failed: dict[str, str] = {}
-            retry: list[str] = []
-            for domain in sorted({r.rpartition("@")[2].lower() for r in item.rcpts}):
-                rcpts = [r for r in item.rcpts if r.rpartition("@")[2].lower() == domain]
-                done, bad, later = await self._deliver_domain(domain, item, rcpts, message)
+            later: dict[str, str] = {}
+            for domain in sorted({_domain(r) for r in item.rcpts}):
+                rcpts = [r for r in item.rcpts if _domain(r) == domain]
+                bad, retry = await self._deliver_domain(domain, item, rcpts, message)
                 failed.update(bad)
-                retry += later
+                later.update(retry)
             item.attempts += 1
-            if retry and item.attempts > len(RETRY_DELAYS):
-                failed.update({r: "retries exhausted: the receiving servers kept answering 'try later'" for r in retry})
-                retry = []
+            if later and item.attempts > len(delays):
+                failed.update({r: f"{why} (gave up after {item.attempts} tries)" for r, why in later.items()})
+                later = {}
             if failed:
-                await self._bounce(item, failed, message)
-            item.rcpts = retry
-            if retry:
+                self.lab._journal("bounced", self.host.name, item.queue_id, item.message_id, rcpts=list(failed))
+                await self.lab._bounce(self.host, item.mail_from, failed, message)
+            item.rcpts = list(later)
+            if later:
+                wait = delays[item.attempts - 1]
+                item.history.append(f"try {item.attempts}: " + "; ".join(f"{r}: {why}" for r, why in later.items()))
+                self.lab._journal("deferred", self.host.name, item.queue_id, item.message_id, rcpts=list(later),
+                                  why=list(later.values())[0], retry_in=wait)
                 self._write(item, None)
-                await asyncio.sleep(RETRY_DELAYS[item.attempts - 1])
+                await asyncio.sleep(wait)
         envelope.unlink(missing_ok=True)
         body.unlink(missing_ok=True)
 
     async def _deliver_domain(self, domain: str, item: QueuedMessage, rcpts: list[str],
-                              message: bytes) -> tuple[list[str], dict[str, str], list[str]]:
-        """Try each MX of `domain` in turn: (delivered, permanently failed, try again later)."""
-        try:
-            hosts = await resolve_mx(domain, self.lab.dns.address, self.lab.dns.port)
-        except DNSFailure as err:
-            return ([], {r: err.reply for r in rcpts}, []) if err.permanent else ([], {}, rcpts)
+                              message: bytes) -> tuple[dict[str, str], dict[str, str]]:
+        """Try each next hop for `domain` in turn: (permanently failed, try again later), each rcpt -> why."""
+        hops = await self._next_hops(domain)
+        if isinstance(hops, tuple):  # the lookup failed
+            reply, permanent = hops
+            return ({r: reply for r in rcpts}, {}) if permanent else ({}, {r: reply for r in rcpts})
         pending = list(rcpts)
-        delivered: list[str] = []
         failed: dict[str, str] = {}
-        for mx in hosts:
-            try:
-                endpoint = self.lab.endpoint(mx, 25)
-            except LabError:
-                continue  # a name the lab serves nothing on: like a host that does not answer
+        why = "no next hop answered"
+        for endpoint in hops:
+            started = time.time()
             result = await self.lab._deliver_once(self.host, endpoint, item.mail_from, pending, message)
-            if result.error_code is not None and result.error_code >= 500 and not result.refused:
-                return delivered, {r: f"{result.error_code} {result.error}" for r in pending}, []
-            delivered += result.accepted
+            if result.accepted:
+                self.lab._journal("relayed", self.host.name, item.queue_id, item.message_id, started=started,
+                                  to=endpoint.host.name, tls=result.tls, rcpts=result.accepted)
             for rcpt, reply in result.refused.items():
                 if reply.startswith("5"):
                     failed[rcpt] = reply
+            if result.error_code is not None and result.error_code >= 500 and not result.refused:
+                failed.update({r: result.last_reply for r in pending if r not in result.accepted})
             pending = [r for r in pending if r not in result.accepted and r not in failed]
             if not pending:
                 break
-        return delivered, failed, pending
+            why = result.last_reply or next(iter(result.refused.values()), "") or result.error or why
+        return failed, {r: why for r in pending}
 
-    async def _bounce(self, item: QueuedMessage, failed: dict[str, str], original: bytes) -> None:
-        if not item.mail_from:
-            self.lab.errors.append(f"double bounce dropped for {', '.join(failed)} (the bounce itself failed)")
-            return
-        dsn = delivery_status_notification(self.host.name, item.mail_from, failed, original)
-        await self.lab._accept(self.host, "", [item.mail_from], dsn, secrets.token_hex(5).upper())
+    async def _next_hops(self, domain: str) -> list["Endpoint"] | tuple[str, bool]:
+        """The endpoints to try for `domain`, best first; or (reply, permanent) when there are none."""
+        route = self.host.next_hop(domain)
+        if route:
+            return [self.lab.endpoint(route, 25)]
+        lookup = await self.lab.alookup_mx(domain)
+        if not lookup.ok:
+            return lookup.reply, lookup.permanent
+        hops = [ep for host in lookup.hosts for address in host.addresses
+                if (ep := self.lab.endpoint_at(address, 25, host.name)) is not None]
+        if not hops:
+            return f"451 4.4.1 no MX host of {domain} is a lab host listening on port 25", False
+        unique = {(ep.address, ep.bound_port): ep for ep in reversed(hops)}  # one try per endpoint
+        return sorted(unique.values(), key=hops.index)
+
+
+def _domain(address: str) -> str:
+    return address.rpartition("@")[2].lower()
 
 
 def delivery_status_notification(host: str, sender: str, failed: dict[str, str], original: bytes) -> bytes:

@@ -36,6 +36,8 @@ class SendResult:
     reply: str = ""  # the server's last reply to the message (after the final dot), if it got that far
     error: str | None = None
     error_code: int | None = None  # the reply code behind `error`, when a reply caused it
+    last_reply: str = ""  # that reply, as the server sent it ("550 5.1.1 ...")
+    tls: bool = False  # whether the session was encrypted by the time the message went
     transcript: Transcript | None = None  # the client's view
     server_transcript: Transcript | None = None  # the server's view of the same session
     message_id: str = ""

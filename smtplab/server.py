@@ -16,10 +16,12 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import secrets
+import time
 from typing import TYPE_CHECKING, Any
 
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, Session
 
+from .filters import apply_filters
 from .tls import describe_tls
 from .topology import Host, Listener
 from .transcript import Recorder
@@ -120,6 +122,20 @@ class RecordingSMTP(SMTP):
             self._quiet_enhanced = False
 
 
+def _count_received(message: bytes) -> int:
+    """How many hops a message has made: its Received headers (RFC 5321 section 6.3)."""
+    head = message.split(b"\r\n\r\n", 1)[0]
+    return head.count(b"\nReceived:") + head.startswith(b"Received:")
+
+
+def _message_id(message: bytes) -> str:
+    head = message.split(b"\r\n\r\n", 1)[0]
+    for line in head.split(b"\r\n"):
+        if line[:11].lower() == b"message-id:":
+            return line[11:].strip().decode("ascii", "replace")
+    return ""
+
+
 def _is_mailbox(address: str) -> bool:
     """Roughly RFC 5321's Mailbox: local@domain, no brackets, spaces or control characters."""
     local, at, domain = address.rpartition("@")
@@ -162,6 +178,9 @@ class HostPolicy:
                           mail_options: list[str]) -> str:
         if address != "<>" and not _is_mailbox(address):  # "<>" is the null sender of bounces
             return f"501 5.1.7 Bad sender address syntax: {address!r} (expected MAIL FROM:<name@domain>)"
+        fault = self.lab._take_fault(self.host.name, "MAIL")
+        if fault:
+            return fault
         user = session.auth_data if session.authenticated else None
         if user is not None and address != "<>" and address.lower() != user.address:
             return f"553 5.7.1 <{address}>: sender address not owned by user {user.username}"
@@ -173,31 +192,78 @@ class HostPolicy:
                           rcpt_options: list[str]) -> str:
         if not _is_mailbox(address):
             return f"501 5.1.3 Bad recipient address syntax: {address!r} (expected RCPT TO:<name@domain>)"
+        fault = self.lab._take_fault(self.host.name, "RCPT")
+        if fault:
+            return fault
         domain = address.rpartition("@")[2].lower()
-        if domain not in self.host.domains:
-            # Mail for other domains is relayed only for users who logged in: never an open relay.
-            if not (session.authenticated and self.lab.can_relay(self.host)):
-                return f"554 5.7.1 <{address}>: Relay access denied"
-            verdict = "250 2.1.5 Recipient OK, will relay"
-        elif self.listener.auth == "required" and not session.authenticated:
-            return "530 5.7.0 Authentication required: log in before sending from this port"
-        elif self.lab.topology.user(address) is None:
-            return f"550 5.1.1 <{address}>: no such mailbox here"
-        else:
+        if domain in self.host.domains:
+            if self.listener.auth == "required" and not session.authenticated:
+                return "530 5.7.0 Authentication required: log in before sending from this port"
+            if self.lab.topology.user(address) is None:
+                return f"550 5.1.1 <{address}>: no such mailbox here"
             verdict = "250 2.1.5 Recipient OK"
+        elif domain in self.host.relay_domains:
+            verdict = f"250 2.1.5 Recipient OK, will pass it on ({self.host.name} is a gateway for {domain})"
+        elif session.authenticated or self.client_host(session) in self.host.relay_from:
+            verdict = "250 2.1.5 Recipient OK, will relay"
+        else:  # mail for someone else's domain from someone we do not know: never an open relay
+            return f"554 5.7.1 <{address}>: Relay access denied"
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
         return verdict
 
+    def client_host(self, session: Session) -> str:
+        """Which lab host the client is: by its address where hosts have their own, else by its EHLO name."""
+        if self.lab.own_addresses:
+            return self.lab.reverse_name(session.peer[0])
+        return (session.host_name or "").lower()
+
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        fault = self.lab._take_fault(self.host.name, "DATA")
+        if fault:
+            return fault
+        content = envelope.original_content
+        hops = _count_received(content)
+        if hops >= self.lab.topology.max_hops:
+            return f"554 5.4.6 Too many hops ({hops} Received headers): a mail loop? Not accepted"
         queue_id = secrets.token_hex(5).upper()
-        received = self.received_header(server, session, envelope, queue_id)
-        message = received + envelope.original_content
+        message = self.received_header(server, session, envelope, queue_id) + content
+        if self.host.filters:
+            outcome = apply_filters(self.host.filters, message)
+            for note in outcome.notes:
+                server.recorder.event("server", f"{self.host.name} {note}", "A rule of this host's filter acted.")
+            if outcome.reply:
+                return outcome.reply
+            message = outcome.message
+        rcpts = list(envelope.rcpt_tos)
+        message_id = _message_id(content)
+        self.lab._journal("received", self.host.name, queue_id, message_id, client=self.client_host(session),
+                          tls=session.ssl is not None, rcpts=rcpts)
+        if self.host.proxy_to:
+            return await self._pass_on(envelope.mail_from, rcpts, message, queue_id, message_id)
         try:
-            await self.lab._accept(self.host, envelope.mail_from, list(envelope.rcpt_tos), message, queue_id)
+            await self.lab._accept(self.host, envelope.mail_from, rcpts, message, queue_id, message_id)
         except OSError as err:  # a full disk must not become a 250
             return f"451 4.3.0 Could not store the message, try again later ({err.strerror})"
         return f"250 2.0.0 OK: queued as {queue_id}"
+
+    async def _pass_on(self, mail_from: str, rcpts: list[str], message: bytes, queue_id: str,
+                       message_id: str) -> str:
+        """The proxy's way: hand the message on inside this session, and answer with what came back."""
+        upstream = self.host.proxy_to
+        started = time.time()
+        result = await self.lab._deliver_once(self.host, self.lab.endpoint(upstream, 25), mail_from, rcpts, message)
+        if not result.accepted:
+            if result.refused:
+                return next(iter(result.refused.values()))
+            if result.error_code:
+                return result.last_reply
+            return f"451 4.4.1 {upstream} is not answering; try again later"
+        self.lab._journal("relayed", self.host.name, queue_id, message_id, started=started, to=upstream,
+                          tls=result.tls, rcpts=result.accepted)
+        if result.refused:  # we said nothing yet, but the sender will hear 250: bounce what was refused
+            await self.lab._bounce(self.host, mail_from, result.refused, message)
+        return f"250 2.0.0 OK: passed on to {upstream}, which said: {result.reply}"
 
     def received_header(self, server: SMTP, session: Session, envelope: Envelope, queue_id: str) -> bytes:
         """The trace line this hop adds (RFC 5321 section 4.4; ESMTPS/ESMTPA from RFC 3848)."""

@@ -1,8 +1,22 @@
-"""Scenarios as data: the domains, hosts, listeners and users of a lab world.
+"""Scenarios as data: the domains, hosts, listeners, routes, DNS records and users of a lab world.
 
-A scenario is a TOML file (see ``scenarios/default.toml``). Instructors write
-new ones without touching server code; :func:`load_scenario` checks them and
-says clearly what is wrong with a bad one.
+A scenario is a TOML file (see ``scenarios/default.toml``); ``extends = "default"``
+starts from another scenario and adds to it. Instructors write new ones
+without touching server code; :func:`load_scenario` checks them and says
+clearly what is wrong with a bad one.
+
+What a host does with a message for a recipient's domain, in order:
+
+1. ``domains``: final delivery here, into the recipient's Maildir;
+2. ``proxy_to``: passed on at once, inside the same session, to that host
+   (an SMTP proxy: the sender's reply comes from the server behind it);
+3. ``forward`` (domain or ``"*"`` -> host): queued and relayed to that host
+   (a smarthost, an internal mailbox server, an outbound filter);
+4. otherwise queued and relayed by the domain's MX records.
+
+Who may hand a host mail for a domain that is not its own: users who logged
+in, hosts listed in ``relay_from`` (trusted neighbours), and anyone for the
+``relay_domains`` it is a gateway or backup MX for. Nobody else: no open relays.
 """
 
 from __future__ import annotations
@@ -20,6 +34,7 @@ __all__ = [
     "Topology",
     "User",
     "load_scenario",
+    "scenario_names",
 ]
 
 SCENARIO_DIR = Path(__file__).parent / "scenarios"
@@ -31,6 +46,8 @@ ROLES = {
 }
 TLS_MODES = {"none", "starttls", "implicit"}
 AUTH_MODES = {"none", "optional", "required"}
+FILTER_ACTIONS = {"block", "tag", "add_header", "monitor"}
+DNS_FAULTS = {"servfail", "timeout"}
 
 
 class ScenarioError(ValueError):
@@ -56,17 +73,30 @@ class Host:
     name: str
     address: str
     listeners: tuple[Listener, ...]
-    domains: tuple[str, ...] = ()
+    domains: tuple[str, ...] = ()  # final delivery into Maildirs
     about: str = ""
+    relay_domains: tuple[str, ...] = ()  # accepted from anyone and passed on (gateway, backup MX)
+    relay_from: tuple[str, ...] = ()  # hosts that may relay through this one without logging in
+    forward: tuple[tuple[str, str], ...] = ()  # (domain or "*", next-hop host)
+    proxy_to: str = ""  # pass every message on, in-line, to this host
+    filters: tuple[dict[str, Any], ...] = ()  # rules applied to each message (proxies, filters)
 
     def listener(self, port: int) -> Listener | None:
         return next((lst for lst in self.listeners if lst.port == port), None)
+
+    def next_hop(self, domain: str) -> str | None:
+        """The host this one forwards `domain` to, if a route says so (else: MX lookup)."""
+        routes = dict(self.forward)
+        return routes.get(domain.lower()) or routes.get("*")
+
+    def accepts_from_anyone(self, domain: str) -> bool:
+        domain = domain.lower()
+        return domain in self.domains or domain in self.relay_domains
 
 
 @dataclass(frozen=True)
 class Domain:
     name: str
-    mx: tuple[tuple[int, str], ...]  # (preference, host name)
     about: str = ""
 
 
@@ -90,6 +120,10 @@ class Topology:
     domains: tuple[Domain, ...] = ()
     users: tuple[User, ...] = ()
     description: str = ""
+    zone: str = ""  # DNS records in zone-file text (absolute names); hosts' A records are added by the lab
+    dns_faults: tuple[tuple[str, str], ...] = ()  # (name, "servfail" | "timeout")
+    retry: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0)  # seconds between a relay's tries, lab-scaled
+    max_hops: int = 30  # Received headers a message may carry before it is taken for a loop
     _by_name: dict[str, Host] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -123,26 +157,34 @@ class Topology:
         """Build and check a topology from parsed scenario data."""
         try:
             hosts = tuple(_host(h) for h in data["hosts"])
-            domains = tuple(
-                Domain(
-                    name=d["name"].lower(),
-                    mx=tuple((int(m["preference"]), m["host"].lower()) for m in d.get("mx", ())),
-                    about=d.get("about", ""),
-                )
-                for d in data.get("domains", ())
-            )
+            for d in data.get("domains", ()):
+                if set(d) - {"name", "about"}:
+                    raise ScenarioError(
+                        f"domain {d.get('name')}: unknown field(s) {sorted(set(d) - {'name', 'about'})}. A domain has "
+                        "a name and an about; top-level keys such as zone must come before the first [[table]]")
+            domains = tuple(Domain(d["name"].lower(), d.get("about", "")) for d in data.get("domains", ()))
             users = tuple(
                 User(u["address"].lower(), u.get("username", u["address"]), u["password"])
                 for u in data.get("users", ())
             )
         except KeyError as missing:
             raise ScenarioError(f"scenario is missing the field {missing}") from None
-        topo = cls(data.get("name", "unnamed"), hosts, domains, users, data.get("description", ""))
+        relay = data.get("relay", {})
+        faults = tuple((name.lower().rstrip("."), kind) for name, kind in data.get("dns_faults", {}).items())
+        topo = cls(data.get("name", "unnamed"), hosts, domains, users, data.get("description", ""),
+                   zone=data.get("zone", ""), dns_faults=faults,
+                   retry=tuple(float(s) for s in relay.get("retry", cls.retry)),
+                   max_hops=int(relay.get("max_hops", cls.max_hops)))
         _check(topo)
         return topo
 
 
 def _host(h: dict[str, Any]) -> Host:
+    known = {"name", "address", "listeners", "domains", "about", "relay_domains", "relay_from", "forward",
+             "proxy_to", "filters"}
+    unknown = set(h) - known
+    if unknown:
+        raise ScenarioError(f"host {h.get('name')}: unknown field(s) {sorted(unknown)}; known: {sorted(known)}")
     listeners = []
     for raw in h.get("listeners", ()):
         lst = Listener(int(raw["port"]), raw["role"], raw.get("tls", "none"), raw.get("auth", "none"))
@@ -153,29 +195,93 @@ def _host(h: dict[str, Any]) -> Host:
         if lst.auth not in AUTH_MODES:
             raise ScenarioError(f"{h['name']} port {lst.port}: auth must be one of {sorted(AUTH_MODES)}")
         listeners.append(lst)
+    for rule in h.get("filters", ()):
+        if rule.get("action") not in FILTER_ACTIONS:
+            raise ScenarioError(f"{h['name']}: filter action must be one of {sorted(FILTER_ACTIONS)}, not {rule.get('action')!r}")
+    lower = lambda names: tuple(n.lower() for n in names)  # noqa: E731
     return Host(
         name=h["name"].lower(),
         address=h.get("address", "127.0.0.1"),
         listeners=tuple(listeners),
-        domains=tuple(d.lower() for d in h.get("domains", ())),
+        domains=lower(h.get("domains", ())),
         about=h.get("about", ""),
+        relay_domains=lower(h.get("relay_domains", ())),
+        relay_from=lower(h.get("relay_from", ())),
+        forward=tuple((d.lower(), nxt.lower()) for d, nxt in h.get("forward", {}).items()),
+        proxy_to=h.get("proxy_to", "").lower(),
+        filters=tuple(h.get("filters", ())),
     )
 
 
 def _check(topo: Topology) -> None:
     names = [h.name for h in topo.hosts]
     if len(set(names)) != len(names):
-        raise ScenarioError("two hosts share a name")
+        raise ScenarioError("two hosts share a name: " + ", ".join(sorted({n for n in names if names.count(n) > 1})))
     for host in topo.hosts:
         ports = [lst.port for lst in host.listeners]
         if len(set(ports)) != len(ports):
             raise ScenarioError(f"{host.name} lists the same port twice")
         if not host.address.startswith("127."):
             raise ScenarioError(f"{host.name}: lab hosts live on loopback (127.x.x.x), not {host.address}")
-    for dom in topo.domains:
-        for _, mx in dom.mx:
-            if mx != "." and topo.host(mx) is None:
-                raise ScenarioError(f"domain {dom.name}: MX host {mx} is not a host of this scenario")
+        for target in [host.proxy_to, *(nxt for _, nxt in host.forward)]:
+            if target and topo.host(target) is None:
+                raise ScenarioError(f"{host.name} passes mail to {target}, which is not a host of this scenario")
+    for name, kind in topo.dns_faults:
+        if kind not in DNS_FAULTS:
+            raise ScenarioError(f"dns_faults: {name} = {kind!r}; use one of {sorted(DNS_FAULTS)}")
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """`extra` on top of `base`: lists grow, tables merge, text (the zone) is appended, the rest replaced."""
+    merged = dict(base)
+    for key, value in extra.items():
+        if key == "extends":
+            continue
+        if isinstance(value, list) and isinstance(base.get(key), list):
+            def key_of(item: Any) -> Any:  # hosts and domains by name, users by address
+                return (item.get("name") or item.get("address")) if isinstance(item, dict) else None
+
+            replaced = {key_of(item) for item in value} - {None}
+            merged[key] = [item for item in base[key] if key_of(item) not in replaced]
+            merged[key] += value  # a host or domain of the same name replaces the base's
+        elif isinstance(value, dict) and isinstance(base.get(key), dict):
+            merged[key] = {**base[key], **value}
+        elif key == "zone":
+            merged[key] = base.get(key, "") + "\n" + value
+        else:
+            merged[key] = value
+    return merged
+
+
+def _scenario_path(name: str | Path) -> Path:
+    path = Path(name)
+    if path.suffix:
+        return path
+    path = SCENARIO_DIR / f"{name}.toml"
+    if not path.exists():
+        raise ScenarioError(f"no built-in scenario called {str(name)!r}; built-in scenarios: {', '.join(scenario_names())}")
+    return path
+
+
+def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    if path in seen:
+        raise ScenarioError(f"{path} extends itself (through {' -> '.join(p.name for p in seen)})")
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ScenarioError(f"scenario file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ScenarioError(f"{path} is not valid TOML: {err}") from None
+    parent = data.get("extends")
+    if parent:
+        parent_path = _scenario_path(parent) if not Path(parent).suffix else (path.parent / parent)
+        data = _merge(_read(parent_path, (*seen, path)), data)
+    return data
+
+
+def scenario_names() -> list[str]:
+    """The built-in scenarios."""
+    return sorted(p.stem for p in SCENARIO_DIR.glob("*.toml"))
 
 
 def load_scenario(scenario: str | Path | dict[str, Any] | Topology = "default") -> Topology:
@@ -183,17 +289,8 @@ def load_scenario(scenario: str | Path | dict[str, Any] | Topology = "default") 
     if isinstance(scenario, Topology):
         return scenario
     if isinstance(scenario, dict):
-        return Topology.from_dict(scenario)
-    path = Path(scenario)
-    if not path.suffix:
-        path = SCENARIO_DIR / f"{scenario}.toml"
-        if not path.exists():
-            known = ", ".join(sorted(p.stem for p in SCENARIO_DIR.glob("*.toml")))
-            raise ScenarioError(f"no built-in scenario called {scenario!r}; built-in scenarios: {known}")
-    try:
-        data = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ScenarioError(f"scenario file {path} does not exist") from None
-    except tomllib.TOMLDecodeError as err:
-        raise ScenarioError(f"{path} is not valid TOML: {err}") from None
-    return Topology.from_dict(data)
+        data = scenario
+        if data.get("extends"):
+            data = _merge(_read(_scenario_path(data["extends"])), data)
+        return Topology.from_dict(data)
+    return Topology.from_dict(_read(_scenario_path(scenario)))
