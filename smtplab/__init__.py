@@ -10,18 +10,24 @@ process; every line of every SMTP session is recorded and explained.
 """
 
 from .codes import Annotator, CodeInfo, explain
+from .dns import DigAnswer
+from .journal import MessageTrace
 from .lab import Endpoint, Lab, Session
+from .mx import MXLookup
 from .result import LabError, SendError, SendResult
-from .topology import ScenarioError, Topology, load_scenario
+from .topology import ScenarioError, Topology, load_scenario, relay_chain, scenario_names
 from .transcript import Entry, Transcript
 
 __all__ = [
     "Annotator",
     "CodeInfo",
+    "DigAnswer",
     "Endpoint",
     "Entry",
     "Lab",
     "LabError",
+    "MXLookup",
+    "MessageTrace",
     "ScenarioError",
     "SendError",
     "SendResult",
@@ -30,6 +36,8 @@ __all__ = [
     "Transcript",
     "explain",
     "load_scenario",
+    "relay_chain",
+    "scenario_names",
 ]
 
 __version__ = "0.1.0"

@@ -34,6 +34,7 @@ __all__ = [
     "Topology",
     "User",
     "load_scenario",
+    "relay_chain",
     "scenario_names",
 ]
 
@@ -294,3 +295,27 @@ def load_scenario(scenario: str | Path | dict[str, Any] | Topology = "default") 
             data = _merge(_read(_scenario_path(data["extends"])), data)
         return Topology.from_dict(data)
     return Topology.from_dict(_read(_scenario_path(scenario)))
+
+
+def relay_chain(relays: int, *, tls: str = "starttls") -> dict[str, Any]:
+    """The default world with `relays` extra relays between Alice's provider and Bob's MX, as scenario data.
+
+    ``Lab(relay_chain(3))``: smtp.example.org -> relay1 -> relay2 -> relay3 -> (MX) mx1.example.net.
+    """
+    if not 0 <= relays <= 40:
+        raise ScenarioError(f"relays={relays}: choose 0 to 40 relays")
+    names = [f"relay{i}.example.org" for i in range(1, relays + 1)]
+    hosts: list[dict[str, Any]] = []
+    if names:
+        default = _read(_scenario_path("default"))
+        submission = next(h for h in default["hosts"] if h["name"] == "smtp.example.org")
+        hosts.append({**submission, "forward": {"*": names[0]}})
+    for i, name in enumerate(names):
+        host: dict[str, Any] = {"name": name, "address": f"127.0.1.{i + 1}", "about": f"relay {i + 1} of {relays}",
+                                "relay_from": ["smtp.example.org" if i == 0 else names[i - 1]],
+                                "listeners": [{"port": 25, "role": "mx", "tls": tls, "auth": "none"}]}
+        if i + 1 < len(names):
+            host["forward"] = {"*": names[i + 1]}
+        hosts.append(host)
+    return {"extends": "default", "name": f"chain of {relays} relays",
+            "description": f"smtp.example.org, then {relays} relays, then Bob's MX", "hosts": hosts}
