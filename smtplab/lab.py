@@ -94,6 +94,11 @@ class Lab:
         self.retry_delays = tuple(retry) if retry is not None else self.topology.retry
         self.journal = Journal()
         self._faults: dict[str, list[list[Any]]] = {}  # host -> [[command, reply, times left], ...]
+        wanted = [h.address for h in self.topology.hosts]
+        self.own_addresses = _loopback_aliases_work(wanted)
+        self.addresses = {h.name: (h.address if self.own_addresses else "127.0.0.1") for h in self.topology.hosts}
+        self._by_address = {addr: name for name, addr in self.addresses.items()} if self.own_addresses else {}
+        self.dns = LabDNS(self.topology, self.addresses)  # before anything is made: it checks the zone text
         if replace and Lab._current is not None:
             Lab._current.stop()
         self._owns_state_dir = state_dir is None
@@ -107,15 +112,9 @@ class Lab:
         self._servers: dict[str, list[asyncio.base_events.Server]] = {}  # host -> its listening servers
         self.endpoints: dict[tuple[str, int], Endpoint] = {}
 
-        wanted = [h.address for h in self.topology.hosts]
-        self.own_addresses = _loopback_aliases_work(wanted)
-        self.addresses = {h.name: (h.address if self.own_addresses else "127.0.0.1") for h in self.topology.hosts}
-        self._by_address = {addr: name for name, addr in self.addresses.items()} if self.own_addresses else {}
-
-        self.store = MailStore(self.state_dir, durable=durable)  # durable: fsync before 250 (see store.py)
         self.ca = LabCA(self.state_dir / "tls", [h.name for h in self.topology.hosts])
         self.client_tls = self.ca.client_context()
-        self.dns = LabDNS(self.topology, self.addresses)
+        self.store = MailStore(self.state_dir, durable=durable)  # durable: fsync before 250 (see store.py)
         self.relays: dict[str, relay_mod.Relay] = {}
 
         self._loop = asyncio.new_event_loop()
@@ -157,9 +156,9 @@ class Lab:
     async def _stop_host(self, name: str) -> None:
         for server in self._servers.pop(name, []):
             server.close()
-        for conn in list(self._connections):  # a host that goes down drops the sessions it had too
-            if conn.policy.host.name == name and conn.transport is not None:
-                conn.transport.abort()
+        for conn in list(self._connections):  # a host that goes down ends the sessions it had too
+            if conn.policy.host.name == name:
+                conn.stop_politely()
 
     def _protocol_factory(self, host: Host, listener: Listener) -> Any:
         policy = HostPolicy(self, host, listener)

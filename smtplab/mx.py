@@ -143,7 +143,7 @@ async def _lookup(result: MXLookup, resolver: dns.asyncresolver.Resolver, rng: r
             return result.fail(f"{domain} publishes a null MX (0 .): it accepts no mail (RFC 7505)", True,
                                f"556 5.1.10 {domain} accepts no mail (null MX, RFC 7505)")
         for preference, group in itertools.groupby(records, key=lambda r: r.preference):
-            names = [str(r.exchange).rstrip(".") for r in group]
+            names = sorted(str(r.exchange).rstrip(".") for r in group)  # a set's order varies: start from one
             if len(names) > 1:
                 rng.shuffle(names)
                 result.step(f"{len(names)} hosts share preference {preference}: chose a random order, "

@@ -39,6 +39,9 @@ _DEFAULT_ENHANCED = {
 }
 
 
+SHUTTING_DOWN = "421 4.3.2 Service shutting down, closing the connection"
+
+
 def with_enhanced_code(reply: str) -> str:
     """``"503 Error: need RCPT command"`` -> ``"503 5.5.1 Error: need RCPT command"``."""
     if len(reply) > 4 and reply[3] == " " and not reply[4].isdigit() and reply[:3].isdigit():
@@ -58,6 +61,8 @@ class RecordingSMTP(SMTP):
         self._greeting_done = False
         self._quiet_enhanced = False  # EHLO/HELO replies and the greeting carry no enhanced codes
         self.recorder: Recorder | None = None
+        self.committing = False  # between the end of a message and the reply to it
+        self._close_after_reply = False
 
     # --- connection life ---------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -83,8 +88,31 @@ class RecordingSMTP(SMTP):
                           "Implicit TLS: the handshake came before any SMTP, so every line is encrypted.")
 
     def data_received(self, data: bytes) -> None:
+        annotator = self.recorder.annotator
+        was_in_data = annotator.in_data
         self.recorder.feed("client", data)
+        if was_in_data and not annotator.in_data:
+            self.committing = True  # the final dot arrived: from now until the reply, the message is in flight
         super().data_received(data)
+
+    def stop_politely(self) -> None:
+        """Close as a server that is shutting down does: never between storing a message and saying so.
+
+        A message stored whose 250 never reached the client would be sent again: a duplicate.
+        So a session in the middle of a message is closed right after its reply (or after 2 s);
+        any other gets ``421`` and is closed at once.
+        """
+        if self.committing or self.recorder.annotator.in_data:
+            self._close_after_reply = True
+            self.loop.call_later(2.0, self._close_now)
+        else:
+            self._close_now()
+
+    def _close_now(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.recorder.line("server", SHUTTING_DOWN)
+            self.transport.write(SHUTTING_DOWN.encode() + b"\r\n")
+            self.transport.close()
 
     def connection_lost(self, error: Exception | None) -> None:
         rec = self.recorder
@@ -106,6 +134,10 @@ class RecordingSMTP(SMTP):
             status = with_enhanced_code(status)
         self.recorder.line("server", status)
         await super().push(status)
+        if self.committing and not status.startswith("354"):
+            self.committing = False
+            if self._close_after_reply:
+                self._close_now()
 
     async def smtp_EHLO(self, hostname: str) -> None:
         self._quiet_enhanced = True
