@@ -443,7 +443,7 @@ class LoopProfiler:
 
 
 # --------------------------------------------------------------------------
-# 0. TCP_NODELAY: a check, and a what-if
+# 0. TCP_NODELAY: a check
 # --------------------------------------------------------------------------
 
 def ehlo_round_trip(address: str, port: int, runs: int = 5) -> float:
@@ -488,30 +488,6 @@ def nodelay_check(lab: Any) -> None:
         if bare is not None:
             bare.close()
 
-
-def install_nodelay_what_if() -> None:
-    """Make smtplab.lab create its sockets with IPPROTO_TCP: the proposed fix, tried without editing lab.py."""
-    import types
-    import smtplab.lab as lab_module
-
-    class SocketShim(types.ModuleType):
-        def __getattr__(self, name: str) -> Any:
-            return getattr(socket, name)
-
-    def tcp_socket(family: int = socket.AF_INET, type: int = socket.SOCK_STREAM, proto: int = 0,
-                   fileno: int | None = None) -> socket.socket:
-        if fileno is None and proto == 0 and type == socket.SOCK_STREAM and family in (socket.AF_INET, socket.AF_INET6):
-            proto = socket.IPPROTO_TCP
-        return socket.socket(family, type, proto, fileno)
-
-    shim = SocketShim("socket")
-    shim.socket = tcp_socket  # type: ignore[attr-defined]
-    lab_module.socket = shim  # type: ignore[attr-defined]
-
-
-# --------------------------------------------------------------------------
-# 1. throughput
-# --------------------------------------------------------------------------
 
 def throughput(lab: Any, client: Client, n: int, concurrency: int, rounds: int, profile: bool) -> None:
     section(f"1. Throughput: recorded lab listener vs bare aiosmtpd (do-nothing handler), same client ({client.kind})")
@@ -874,6 +850,33 @@ def micro(lab: Any, quick: bool) -> None:
 
 # --------------------------------------------------------------------------
 
+def relay_chain_throughput(n: int, concurrency: int) -> None:
+    section(f"6. Through a three-hop chain (smtp.example.org -> relay1.example.org -> mx1.example.net), {n} messages")
+    from smtplab import Lab, relay_chain
+    say("  lab.asend submits with STARTTLS + AUTH, each hop relays over STARTTLS; timed until the last one is in Bob's Maildir")
+    say("  end-to-end: from smtp.example.org accepting a message to mx1 accepting it (the lab's per-message trace)")
+    with Lab(relay_chain(1)) as lab:
+        async def send_all() -> list[Any]:
+            results = []
+            for start in range(0, n, concurrency):
+                batch = [lab.asend("alice@example.org", "bob@example.net", subject=f"chain {i}")
+                         for i in range(start, min(n, start + concurrency))]
+                results += await asyncio.gather(*batch)
+            return results
+        lab.send("alice@example.org", "bob@example.net", subject="warm-up")
+        lab.wait_for_queue(30)
+        t0 = perf()
+        results = asyncio.run(send_all())
+        emptied = lab.wait_for_queue(120)
+        elapsed = perf() - t0
+        delivered = len(lab.inbox("bob@example.net")) - 1
+        totals = [t.total for t in (lab.trace(r) for r in results) if len(t.hops) == 3]
+        say(f"  {delivered}/{n} delivered ({'queue empty' if emptied else 'QUEUE NOT EMPTY'}) in {elapsed:.2f} s: "
+            f"{delivered / elapsed:.0f} messages/s end to end")
+        if totals:
+            say(f"  end-to-end per message: median {ms(statistics.median(totals))}, "
+                f"p90 {ms(sorted(totals)[int(len(totals) * 0.9) - 1])}, over {len(totals)} traced messages")
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer messages: about 20 s")
@@ -883,9 +886,6 @@ def main() -> None:
     ap.add_argument("-n", type=int, default=None, help="messages per side for throughput (300; --quick 60)")
     ap.add_argument("--concurrency", type=int, default=4)
     ap.add_argument("--profile", action="store_true", help="cProfile the lab's loop thread, per message")
-    ap.add_argument("--what-if-nodelay", action="store_true",
-                    help="WHAT-IF, not the lab as written: make smtplab.lab bind its listeners with IPPROTO_TCP "
-                         "so asyncio sets TCP_NODELAY on accepted connections (the proposed fix)")
     args = ap.parse_args()
     n = args.n or (60 if args.quick else 300)
     rounds = 3 if args.quick else 6  # short alternating rounds, so drifts (fsync latency) hit every side alike
@@ -907,10 +907,6 @@ def main() -> None:
     sys.stdout.flush()
 
     from smtplab import Lab
-    if args.what_if_nodelay:
-        install_nodelay_what_if()
-        print("WHAT-IF MODE: smtplab.lab's sockets are made with IPPROTO_TCP (proposed fix); these are not the "
-              "figures of the lab as written")
     client = Client(args.client)
     lab = None
     try:
@@ -933,6 +929,11 @@ def main() -> None:
             transcript_memory(lab)
             submission(lab, client, send_runs, args.profile)
             micro(lab, args.quick)
+            lab.stop()
+            try:
+                relay_chain_throughput(60 if args.quick else 200, args.concurrency)
+            except Exception as err:  # noqa: BLE001
+                not_measured("the relay chain", err)
             errors = list(lab.errors)
             if errors:
                 section("lab.errors (what went wrong inside the lab's loop during the run)")
