@@ -93,7 +93,9 @@ class Lab:
         self.rng = random.Random(seed)  # equal-preference MX order: seed it for reproducible notebooks
         self.retry_delays = tuple(retry) if retry is not None else self.topology.retry
         self.journal = Journal()
-        self._faults: dict[str, list[list[Any]]] = {}  # host -> [[command, reply, times left], ...]
+        self._faults: dict[str, list[list[Any]]] = {  # host -> [[command, reply, times left], ...]
+            h.name: [[f.get("command", "RCPT").upper(), f["reply"], int(f.get("times", 10**9))] for f in h.faults]
+            for h in self.topology.hosts if h.faults}
         wanted = [h.address for h in self.topology.hosts]
         self.own_addresses = _loopback_aliases_work(wanted)
         self.addresses = {h.name: (h.address if self.own_addresses else "127.0.0.1") for h in self.topology.hosts}
@@ -112,7 +114,8 @@ class Lab:
         self._servers: dict[str, list[asyncio.base_events.Server]] = {}  # host -> its listening servers
         self.endpoints: dict[tuple[str, int], Endpoint] = {}
 
-        self.ca = LabCA(self.state_dir / "tls", [h.name for h in self.topology.hosts])
+        self.ca = LabCA(self.state_dir / "tls", [h.name for h in self.topology.hosts],
+                        {h.name: h.certificate for h in self.topology.hosts if h.certificate})
         self.client_tls = self.ca.client_context()
         self.store = MailStore(self.state_dir, durable=durable)  # durable: fsync before 250 (see store.py)
         self.relays: dict[str, relay_mod.Relay] = {}
@@ -171,7 +174,7 @@ class Lab:
                 # "auth required" is enforced at RCPT by the policy, so that a relay attempt
                 # is refused as one (554 5.7.1) whatever the port.
                 auth_required=False, auth_require_tls=True,
-                authenticator=policy.authenticate, data_size_limit=32 * 1024 * 1024, timeout=300)
+                authenticator=policy.authenticate, data_size_limit=host.max_size, timeout=300)
         return make
 
     def stop(self) -> None:

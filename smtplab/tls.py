@@ -7,6 +7,7 @@ a mail client) can trust the lab the way the lab's own clients do.
 
 from __future__ import annotations
 
+import datetime
 import ssl
 from pathlib import Path
 from typing import Any, Iterable
@@ -22,13 +23,25 @@ MINIMUM_TLS = ssl.TLSVersion.TLSv1_2
 class LabCA:
     """A throw-away certificate authority with one certificate per lab host."""
 
-    def __init__(self, directory: Path, hostnames: Iterable[str]) -> None:
+    def __init__(self, directory: Path, hostnames: Iterable[str], faults: dict[str, str] | None = None) -> None:
         self._ca = trustme.CA(organization_name="smtplab", organization_unit_name="lab CA")
         directory.mkdir(parents=True, exist_ok=True)
         self.cert_path = directory / "ca.pem"
         self._ca.cert_pem.write_to_path(str(self.cert_path))
-        self._leaves = {name: self._ca.issue_cert(name) for name in hostnames}
+        faults = faults or {}
+        self._leaves = {name: self._issue(name, faults.get(name, "")) for name in hostnames}
         self._server_contexts: dict[str, ssl.SSLContext] = {}
+
+    def _issue(self, name: str, fault: str) -> trustme.LeafCert:
+        """A certificate for `name`; a scenario may plant a fault a client must catch."""
+        if fault == "expired":
+            past = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=400)
+            return self._ca.issue_cert(name, not_before=past, not_after=past + datetime.timedelta(days=90))
+        if fault == "wrong-name":
+            return self._ca.issue_cert(f"other.{name}")
+        if fault == "self-signed":  # signed by a CA nobody trusts
+            return trustme.CA(organization_name="self-signed").issue_cert(name)
+        return self._ca.issue_cert(name)
 
     def server_context(self, hostname: str) -> ssl.SSLContext:
         """The server-side context for `hostname`: its own certificate, TLS 1.2 or newer."""

@@ -49,6 +49,7 @@ TLS_MODES = {"none", "starttls", "implicit"}
 AUTH_MODES = {"none", "optional", "required"}
 FILTER_ACTIONS = {"block", "tag", "add_header", "monitor"}
 DNS_FAULTS = {"servfail", "timeout"}
+CERTIFICATE_FAULTS = {"", "expired", "wrong-name", "self-signed"}
 
 
 class ScenarioError(ValueError):
@@ -81,6 +82,9 @@ class Host:
     forward: tuple[tuple[str, str], ...] = ()  # (domain or "*", next-hop host)
     proxy_to: str = ""  # pass every message on, in-line, to this host
     filters: tuple[dict[str, Any], ...] = ()  # rules applied to each message (proxies, filters)
+    certificate: str = ""  # "" (good), or a planted fault: "expired", "wrong-name", "self-signed"
+    faults: tuple[dict[str, Any], ...] = ()  # planted replies: {command, reply, times (default: always)}
+    max_size: int = 32 * 1024 * 1024  # the SIZE it advertises and enforces, in bytes
 
     def listener(self, port: int) -> Listener | None:
         return next((lst for lst in self.listeners if lst.port == port), None)
@@ -182,7 +186,7 @@ class Topology:
 
 def _host(h: dict[str, Any]) -> Host:
     known = {"name", "address", "listeners", "domains", "about", "relay_domains", "relay_from", "forward",
-             "proxy_to", "filters"}
+             "proxy_to", "filters", "certificate", "faults", "max_size"}
     unknown = set(h) - known
     if unknown:
         raise ScenarioError(f"host {h.get('name')}: unknown field(s) {sorted(unknown)}; known: {sorted(known)}")
@@ -196,6 +200,12 @@ def _host(h: dict[str, Any]) -> Host:
         if lst.auth not in AUTH_MODES:
             raise ScenarioError(f"{h['name']} port {lst.port}: auth must be one of {sorted(AUTH_MODES)}")
         listeners.append(lst)
+    if h.get("certificate", "") not in CERTIFICATE_FAULTS:
+        raise ScenarioError(f"{h['name']}: certificate must be one of {sorted(CERTIFICATE_FAULTS)}")
+    for fault in h.get("faults", ()):
+        if fault.get("command", "RCPT").upper() not in ("MAIL", "RCPT", "DATA") or not str(fault.get("reply", ""))[:1] in "45" \
+                or not fault.get("reply"):
+            raise ScenarioError(f"{h['name']}: a fault is {{command = MAIL|RCPT|DATA, reply = '4xx or 5xx ...', times = N}}")
     for rule in h.get("filters", ()):
         if rule.get("action") not in FILTER_ACTIONS:
             raise ScenarioError(f"{h['name']}: filter action must be one of {sorted(FILTER_ACTIONS)}, not {rule.get('action')!r}")
@@ -211,6 +221,9 @@ def _host(h: dict[str, Any]) -> Host:
         forward=tuple((d.lower(), nxt.lower()) for d, nxt in h.get("forward", {}).items()),
         proxy_to=h.get("proxy_to", "").lower(),
         filters=tuple(h.get("filters", ())),
+        certificate=h.get("certificate", ""),
+        faults=tuple(h.get("faults", ())),
+        max_size=int(h.get("max_size", Host.max_size)),
     )
 
 

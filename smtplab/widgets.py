@@ -1,15 +1,21 @@
-"""ipywidgets front-ends for the lab: a step-through session and a telnet-like console.
+"""ipywidgets front-ends for the lab: a step-through session, a telnet-like console, an MX
+explorer and a relay-chain explorer.
 
-Both are thin: they open a hand-typed session with :meth:`Lab.session`, send
-lines with :meth:`Session.send`, and draw the entries the lab recorded (the
-notes come from the lab's catalogue, :mod:`smtplab.codes`). They never speak
-SMTP themselves, and they never raise into the notebook because of something
-a student did: a refused command, a closed connection, a stopped lab or a
-host that does not exist all become a message inside the widget.
+All four are thin. StepThrough and Console open a hand-typed session with
+:meth:`Lab.session`, send lines with :meth:`Session.send`, and draw the entries
+the lab recorded (the notes come from the lab's catalogue, :mod:`smtplab.codes`);
+they never speak SMTP themselves. MXExplorer calls :meth:`Lab.dig` and
+:meth:`Lab.mx`; ChainExplorer sends one message through a relay chain and draws
+its trace with :mod:`smtplab.plots`. None of them raises into the notebook
+because of something a student did: a refused command, a closed connection, a
+stopped lab, a name that is not a domain or a host that does not exist all
+become a message inside the widget.
 
-    from smtplab.widgets import StepThrough, Console
+    from smtplab.widgets import StepThrough, Console, MXExplorer, ChainExplorer
     StepThrough(lab)           # click "Send next command" through a whole submission
     Console(lab, port=25)      # type SMTP commands yourself, like telnet
+    MXExplorer(lab)            # ask the lab DNS, and see what a sending server does with the answer
+    ChainExplorer()            # send through 0..6 relays (in a lab of its own) and plot the hop times
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ import ipywidgets as widgets
 
 from .transcript import Entry
 
-__all__ = ["StepThrough", "Console", "render_entries"]
+__all__ = ["StepThrough", "Console", "MXExplorer", "ChainExplorer", "render_entries", "mx_verdict"]
 
 #: What the arrows mean, shown above every transcript a widget draws.
 LEGEND = (
@@ -493,3 +499,274 @@ class Console(widgets.VBox):
                 pass
             self._say(f"Switching to {change['new']}.")
             self._on_reconnect()
+
+
+# --- DNS and relaying: MXExplorer and ChainExplorer ---------------------------------
+
+#: Record types the MX explorer offers.
+RECORD_TYPES = ("MX", "A", "AAAA", "TXT", "CNAME")
+
+_VERDICT_STYLE = {
+    "ok": "border-left:4px solid #009E73;background:#eef8f3",
+    "temporary": "border-left:4px solid #E69F00;background:#fdf5e6",
+    "permanent": "border-left:4px solid #D55E00;background:#fbeee8",
+    "info": "border-left:4px solid #999;background:#f5f5f5",
+}
+
+
+def _verdict_box(kind: str, title: str, text: str) -> str:
+    return (f'<div class="smtplab-verdict smtplab-{kind}" style="{_VERDICT_STYLE[kind]};padding:4px 8px;'
+            f'margin:6px 0"><b>{html.escape(title)}</b> {text}</div>')
+
+
+def mx_verdict(lookup: Any) -> tuple[str, str]:
+    """(kind, HTML) saying what a sending server does with an :class:`~smtplab.mx.MXLookup`.
+
+    kind is "ok" (deliverable), "temporary" (queue it and retry) or "permanent" (bounce).
+    """
+    if lookup.ok:
+        order = " then ".join(f"<code>{html.escape(h.name)}</code> ({h.preference})" for h in lookup.hosts
+                              if h.addresses)
+        return "ok", _verdict_box("ok", "Deliverable:", f"a sending server connects to port 25 of {order}, "
+                                  "in that order, until one accepts the message.")
+    reply = f"<br>The reply it records: <code>{html.escape(lookup.reply)}</code>" if lookup.reply else ""
+    if lookup.permanent:
+        return "permanent", _verdict_box(
+            "permanent", "Permanent failure: bounce.",
+            f"{html.escape(lookup.error)}. Retrying cannot help, so the sending server returns the message "
+            f"to its sender at once.{reply}")
+    return "temporary", _verdict_box(
+        "temporary", "Temporary failure: try again later.",
+        f"{html.escape(lookup.error)}. The answer may be different in a minute, so the sending server keeps "
+        f"the message in its queue and retries.{reply}")
+
+
+def _dig_note(answer: Any) -> str:
+    """One plain sentence about a dig answer that is not about MX."""
+    if answer.response is None:
+        return "No reply at all: the DNS server did not answer in time (a temporary problem)."
+    status = answer.status
+    if status == "NXDOMAIN":
+        return f"NXDOMAIN: the name {answer.name} does not exist at all."
+    if status == "SERVFAIL":
+        return "SERVFAIL: the DNS server could not answer for now (a temporary problem)."
+    if status != "NOERROR":
+        return f"The DNS server answered {status}."
+    records = answer.records()
+    if not records:
+        return (f"NOERROR with an empty answer (NODATA): {answer.name} exists, but has no {answer.rdtype} "
+                "record.")
+    return f"{len(records)} record{'s' if len(records) != 1 else ''}: " + ", ".join(records)
+
+
+class MXExplorer(widgets.VBox):
+    """Ask the lab DNS about a domain, and see what a sending server would do with the answer.
+
+    Pick a domain in ``choices`` (the lab's domains) or type any name in ``domain``,
+    choose a record type in ``rdtype`` and click ``lookup_button`` (or press Enter
+    in the box). ``output`` (HTML) shows the dig-style answer and, for MX, the
+    lookup's steps, the hosts in the order they will be tried, and the verdict:
+    deliverable, temporary failure (queue and retry) or permanent failure (bounce,
+    with the reply code). ``last_dig`` and ``last_mx`` keep the last answers.
+    """
+
+    def __init__(self, lab: Any, domain: str = "example.net", rdtype: str = "MX") -> None:
+        self.lab = lab
+        self.last_dig: Any = None
+        self.last_mx: Any = None
+        options = [("(type a name below)", "")]
+        try:
+            options += [(f"{d.name}: {d.about}" if d.about else d.name, d.name) for d in lab.topology.domains]
+        except Exception:
+            pass
+        values = [v for _label, v in options]
+        self.choices = widgets.Dropdown(options=options, value=domain if domain in values else "",
+                                        description="Domain:", layout=widgets.Layout(width="36em"))
+        self.domain = widgets.Text(value=domain, description="Name:",
+                                   placeholder="any name, e.g. nowhere.example or mx1.example.net",
+                                   layout=widgets.Layout(width="28em"))
+        self.rdtype = widgets.Dropdown(options=list(RECORD_TYPES), value=rdtype if rdtype in RECORD_TYPES else "MX",
+                                       description="Type:", layout=widgets.Layout(width="12em"))
+        self.lookup_button = widgets.Button(description="Look up", button_style="primary", icon="search",
+                                            layout=widgets.Layout(width="auto"))
+        self.output = widgets.HTML()
+        self.choices.observe(self._on_choice, names="value")
+        self.domain.on_msg(self._on_domain_msg)  # Enter in the box (the Text widget's "submit" message)
+        self.lookup_button.on_click(self._on_lookup)
+        super().__init__(children=[
+            self.choices,
+            widgets.HBox([self.domain, self.rdtype, self.lookup_button]),
+            self.output,
+        ])
+        self.output.value = ("<p>Pick a domain (or type any name), choose a record type and click "
+                             "<i>Look up</i>.</p>")
+
+    def lookup(self, name: str | None = None, rdtype: str | None = None) -> str:
+        """Look up `name` (default: the box) and show it; returns the HTML shown."""
+        name = (self.domain.value if name is None else name).strip().rstrip(".")
+        rdtype = rdtype or self.rdtype.value
+        if not name:
+            self.output.value = _verdict_box("info", "Nothing to look up:", "type a domain name first.")
+            return self.output.value
+        if " " in name or ".." in name or "@" in name:
+            hint = " (a domain, not an address: the part after the @)" if "@" in name else ""
+            self.output.value = _verdict_box("info", "Not a domain name:", html.escape(name) + hint)
+            return self.output.value
+        if not getattr(self.lab, "running", False):
+            self.output.value = _verdict_box("info", "The lab is not running:", html.escape(_not_running_text()))
+            return self.output.value
+        self.output.value = f"<p><i>Asking the lab DNS about {html.escape(name)} {html.escape(rdtype)}...</i></p>"
+        parts = []
+        try:
+            self.last_dig = answer = self.lab.dig(name, rdtype)
+            parts.append(f"<p><b>The DNS answer</b> (as <code>dig</code> shows it)</p><pre style='margin:0'>"
+                         f"{html.escape(str(answer))}</pre>")
+            if rdtype == "MX":
+                self.last_mx = found = self.lab.mx(name)
+                steps = "".join(f"<li>{html.escape(s)}</li>" for s in found.steps)
+                parts.append(f"<p><b>What a sending server does with it</b></p><ol>{steps}</ol>")
+                if found.hosts:
+                    rows = "".join(
+                        f"<tr><td>{i}</td><td>{h.preference}</td><td><code>{html.escape(h.name)}</code></td>"
+                        f"<td>{html.escape(', '.join(h.addresses) or '(no address)')}</td></tr>"
+                        for i, h in enumerate(found.hosts, 1))
+                    parts.append("<table class='smtplab-mx-hosts'><thead><tr><th>try</th><th>preference</th>"
+                                 f"<th>host</th><th>address</th></tr></thead><tbody>{rows}</tbody></table>")
+                parts.append(mx_verdict(found)[1])
+            else:
+                self.last_mx = None
+                parts.append(_verdict_box("info", f"{rdtype}:", html.escape(_dig_note(answer))))
+        except Exception as err:  # a name dnspython refuses, a stopped lab, ...: say so in the widget
+            parts.append(_verdict_box("info", "Could not look that up:", html.escape(_error_text(err))))
+        self.output.value = "".join(parts)
+        return self.output.value
+
+    @property
+    def text(self) -> str:
+        """The output as plain text (tags removed), for tests and for copying."""
+        return html.unescape(re.sub(r"<[^>]+>", " ", self.output.value))
+
+    def _on_choice(self, change: dict) -> None:
+        if change.get("new"):
+            self.domain.value = change["new"]
+
+    def _on_domain_msg(self, _widget: Any, content: dict, _buffers: Any) -> None:
+        if isinstance(content, dict) and content.get("event") == "submit":
+            self._on_lookup()
+
+    def _on_lookup(self, _button: Any = None) -> None:
+        try:
+            self.lookup()
+        except Exception as err:  # never into the notebook
+            self.output.value = _verdict_box("info", "Something went wrong:", html.escape(_error_text(err)))
+
+
+def _side_lab(relays: int) -> Any:
+    """A chain lab that runs beside the notebook's lab without replacing it (ChainExplorer's default)."""
+    from .lab import Lab
+    from .topology import relay_chain
+
+    previous = Lab._current
+    lab = Lab(relay_chain(relays), replace=False)
+    # Lab() makes every new lab the "current" one, the one the next Lab() replaces; a side lab must not
+    # take that place, or the notebook's next Lab() would stop it instead of the notebook's own lab.
+    if previous is not None and previous.running:
+        Lab._current = previous
+    return lab
+
+
+def _trace_table(trace: Any) -> str:
+    rows = trace.rows()
+    if not rows:
+        return f"<p>No server has seen {html.escape(trace.message_id)} (yet).</p>"
+    head = "".join(f"<th>{html.escape(k)}</th>" for k in rows[0])
+    body = "".join("<tr>" + "".join(f"<td>{html.escape('' if v is None else str(v))}</td>" for v in r.values())
+                   + "</tr>" for r in rows)
+    return f"<table class='smtplab-trace'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _png(figure: Any) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    return buffer.getvalue()
+
+
+class ChainExplorer(widgets.VBox):
+    """Send one message through a chain of 0 to 6 relays and see how long each hop took.
+
+    Set ``relays`` (an IntSlider) and click ``send_button``. The widget starts its own
+    lab, ``Lab(relay_chain(n))``, *beside* the notebook's lab (which keeps running and
+    is not replaced), sends Alice's message to Bob, waits for it to be delivered, reads
+    its trace and stops that lab again. ``output`` (HTML) shows the trace table,
+    ``plot`` (an Image) the hop-by-hop times, and ``comparison`` (an Image) the
+    end-to-end time of the latest run of each chain length tried so far.
+    ``last_trace`` is the last run's trace and ``runs`` maps a length to its trace.
+
+    ``factory(n)`` makes the lab for n relays (default: a side lab as described); the
+    widget stops each lab it made once it has read the trace.
+    """
+
+    def __init__(self, factory: Any = None, relays: int = 2, max_relays: int = 6) -> None:
+        self.factory = factory or _side_lab
+        self.last_trace: Any = None
+        self.last_result: Any = None
+        self.runs: dict[int, Any] = {}
+        self.relays = widgets.IntSlider(value=max(0, min(relays, max_relays)), min=0, max=max_relays,
+                                        description="Relays:", continuous_update=False)
+        self.send_button = widgets.Button(description="Send through the chain", button_style="primary",
+                                          icon="paper-plane", layout=widgets.Layout(width="auto"))
+        self.output = widgets.HTML("<p>Choose a number of relays and click <i>Send through the chain</i>.</p>")
+        self.plot = widgets.Image(format="png", layout=widgets.Layout(max_width="100%"))
+        self.comparison = widgets.Image(format="png", layout=widgets.Layout(max_width="100%"))
+        self.send_button.on_click(self._on_send)
+        super().__init__(children=[widgets.HBox([self.relays, self.send_button]), self.output, self.plot,
+                                   self.comparison])
+
+    def send(self, relays: int | None = None) -> Any:
+        """Run the chain with `relays` relays (default: the slider); return the trace (None if it failed)."""
+        from .plots import chain_lengths, hop_times
+
+        n = self.relays.value if relays is None else int(relays)
+        self.output.value = f"<p><i>Starting a lab with {n} relay{'s' if n != 1 else ''} and sending...</i></p>"
+        lab = None
+        try:
+            lab = self.factory(n)
+            result = lab.send("alice@example.org", "bob@example.net", subject=f"Through {n} relays",
+                              body=f"This message went through a chain of {n} relays.\n")
+            if not result.ok:
+                raise RuntimeError(f"smtp.example.org did not accept the message: {result.summary()}")
+            delivered = lab.wait_for_queue(timeout=10)
+            trace = lab.trace(result)
+        except Exception as err:
+            self.output.value = _verdict_box("info", "The chain did not run:", html.escape(_error_text(err)))
+            return None
+        finally:
+            if lab is not None:
+                try:
+                    lab.stop()
+                except Exception:
+                    pass
+        self.last_result, self.last_trace = result, trace
+        self.runs[n] = trace
+        total = trace.total or 0.0
+        path = " &rarr; ".join(f"<code>{html.escape(h.host)}</code>" for h in trace.hops)
+        note = "" if delivered else "<p style='color:#a15c00'><b>Not delivered within 10 s.</b></p>"
+        self.output.value = (f"<p><b>{n} relay{'s' if n != 1 else ''}: {len(trace.hops)} hops</b>, "
+                             f"{total * 1000:.1f} ms from the first acceptance to delivery.<br>{path}</p>"
+                             + note + _trace_table(trace))
+        self.plot.value = _png(hop_times(trace))
+        if len(self.runs) >= 2:
+            lengths = sorted(self.runs)
+            self.comparison.value = _png(chain_lengths(lengths, [self.runs[k] for k in lengths]))
+        return trace
+
+    def _on_send(self, _button: Any = None) -> None:
+        self.send_button.disabled = True
+        try:
+            self.send()
+        except Exception as err:  # never into the notebook
+            self.output.value = _verdict_box("info", "Something went wrong:", html.escape(_error_text(err)))
+        finally:
+            self.send_button.disabled = False
