@@ -44,6 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--json", action="store_true", help="print the lab's state as one JSON line")
     serve.add_argument("--state-dir", type=Path, default=None, help="where mail and transcripts go (default ~/.smtplab)")
     serve.add_argument("--scenario", default="default", help="a built-in scenario name or a TOML file")
+    serve.add_argument("--latency-ms", type=float, default=None,
+                       help="a one-way delay, in ms, on every client's link to the lab's servers")
 
     send = sub.add_parser("send", help="send one message through the lab and print its annotated transcript")
     send.add_argument("--from", dest="sender", default="alice@example.org", help="envelope sender (default alice@example.org)")
@@ -74,7 +76,7 @@ def _serve(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    lab = Lab(args.scenario, state_dir=state_dir)
+    lab = Lab(args.scenario, state_dir=state_dir, latency_ms=args.latency_ms)
     info = lab.info()
     lab_file = lab.state_dir / "lab.json"
     lab_file.write_text(json.dumps(info, indent=2) + "\n")

@@ -216,6 +216,8 @@ class SendPlan:
     timeout: float
     message_id: str = ""
     client: str = ""  # the lab host sending (a relay), or "" for the student
+    network: str = "student"  # the place the student sends from (its network may delay or block)
+    tap: bool = False  # keep the bytes as they crossed the wire
 
 
 async def submit(plan: SendPlan, tls_context: ssl.SSLContext, *, source: str | None = None,
@@ -232,7 +234,12 @@ async def submit(plan: SendPlan, tls_context: ssl.SSLContext, *, source: str | N
     try:
         sock = await open_socket(ep.address, ep.bound_port, plan.timeout, source)
     except (OSError, asyncio.TimeoutError) as err:
-        reason = "timed out" if isinstance(err, asyncio.TimeoutError) else (err.strerror or str(err))
+        if isinstance(err, asyncio.TimeoutError):
+            reason = f"timed out after {plan.timeout:g} s (no answer at all: a firewall may be dropping the packets)"
+        elif isinstance(err, ConnectionRefusedError):
+            reason = "connection refused (nothing listens there, or a firewall rejects the port)"
+        else:
+            reason = err.strerror or str(err)
         result.error = f"Could not connect to {ep.host.name} port {ep.listener.port}: {reason}"
         rec.event("client", result.error, "Nothing is listening there, or the network blocks the port.")
         return result

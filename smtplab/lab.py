@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
+import dataclasses
 import email.utils
 import logging
 import random
@@ -45,6 +46,7 @@ from .client import Endpoint, RawSession, SendPlan, submit
 from .dns import DigAnswer, LabDNS, dig
 from .journal import Journal, MessageTrace
 from .mx import MXLookup, lookup_mx, recorded_mx
+from .network import Network, Place
 from .result import LabError, SendResult
 from .server import HostPolicy, RecordingSMTP
 from .store import MailStore
@@ -88,8 +90,12 @@ class Lab:
 
     def __init__(self, scenario: str | Path | dict[str, Any] | Topology = "default", *,
                  state_dir: str | Path | None = None, replace: bool = True, durable: bool = False,
-                 seed: int | None = None, retry: Sequence[float] | None = None) -> None:
+                 seed: int | None = None, retry: Sequence[float] | None = None,
+                 latency_ms: float | None = None) -> None:
         self.topology = load_scenario(scenario)
+        self.network = Network({n["name"]: Place.from_dict(n) for n in self.topology.networks})
+        if latency_ms:
+            self.network.places["student"] = dataclasses.replace(self.network.places["student"], delay=latency_ms / 1000)
         self.rng = random.Random(seed)  # equal-preference MX order: seed it for reproducible notebooks
         self.retry_delays = tuple(retry) if retry is not None else self.topology.retry
         self.journal = Journal()
@@ -206,6 +212,7 @@ class Lab:
             if conn.transport is not None:
                 conn.transport.close()
         await self.dns.stop()
+        await self.network.stop()
         await asyncio.sleep(0)  # let connection_lost callbacks run
         for server in servers:
             try:
@@ -283,7 +290,8 @@ class Lab:
         transcript = recorder.transcript
         self._recent.append(transcript)
         self.store.save_transcript(transcript)
-        waiter = self._waiters.pop(transcript.peer, None)
+        waiter = self._waiters.pop(transcript.peer, None) or self._waiters.pop(
+            self.network.client_of(transcript.peer) or "", None)
         if waiter is not None and not waiter.done():
             waiter.set_result(transcript)
 
@@ -334,16 +342,19 @@ class Lab:
              body: str = "This message travelled through the lab.\n", *, message: EmailMessage | str | bytes | None = None,
              server: str | None = None, port: int | None = None, tls: str | None = None,
              login: str | tuple[str, str] | bool | None = None, ehlo: str = DEFAULT_EHLO,
-             timeout: float = 10.0) -> SendResult:
+             timeout: float = 10.0, network: str = "student", tap: bool = False) -> SendResult:
         """Send one message through the lab, as a mail program would, and return what happened.
 
         By default it submits to the sender's provider (smtp.example.org port 587 for
         alice@example.org), upgrades with STARTTLS, and logs in as the sender. Pass
         ``server``/``port``/``tls``/``login`` to do otherwise; ``tls`` is one of
         ``"starttls"``, ``"implicit"``, ``"none"`` or ``"opportunistic"`` (upgrade only if offered).
+        ``network`` is where the student sends from (``lab.places()``: "home", "hotel", ...);
+        ``tap=True`` keeps the bytes as they crossed the wire in ``result.wire``.
         """
         self._check_running()
-        plan = self._plan_send(sender, to, subject, body, message, server, port, tls, login, ehlo, timeout)
+        plan = self._plan_send(sender, to, subject, body, message, server, port, tls, login, ehlo, timeout,
+                               network, tap)
         return self._run(self._send(plan), timeout=timeout * 3 + 5)
 
     async def asend(self, sender: str, to: str | Sequence[str], subject: str = "Hello from smtplab",
@@ -351,15 +362,17 @@ class Lab:
         """:meth:`send` for asyncio code: ``await lab.asend(...)``."""
         self._check_running()
         kw = {"message": None, "server": None, "port": None, "tls": None, "login": None, "ehlo": DEFAULT_EHLO,
-              "timeout": 10.0, **kwargs}
+              "timeout": 10.0, "network": "student", "tap": False, **kwargs}
         plan = self._plan_send(sender, to, subject, body, kw["message"], kw["server"], kw["port"], kw["tls"],
-                               kw["login"], kw["ehlo"], kw["timeout"])
+                               kw["login"], kw["ehlo"], kw["timeout"], kw["network"], kw["tap"])
         return await self._in_loop(self._send(plan))
 
     def _plan_send(self, sender: str, to: str | Sequence[str], subject: str, body: str, message: Any,
                    server: str | None, port: int | None, tls: str | None, login: Any, ehlo: str,
-                   timeout: float) -> SendPlan:
+                   timeout: float, network: str = "student", tap: bool = False) -> SendPlan:
         """Check a send's arguments and fill in the defaults, with errors a student can act on."""
+        if network not in self.network.places:
+            raise LabError(f"There is no network {network!r} in this lab; places: {', '.join(self.network.places)}.")
         recipients = [to] if isinstance(to, str) else list(to)
         for address in [sender, *recipients]:
             if not isinstance(address, str) or address.count("@") != 1 or " " in address.strip():
@@ -397,7 +410,7 @@ class Lab:
         raw = msg.as_bytes(policy=msg.policy.clone(linesep="\r\n")) if msg is not None else (
             message.encode() if isinstance(message, str) else bytes(message))
         return SendPlan(sender, recipients, raw, endpoint, tls, credentials, ehlo, timeout,
-                         str(msg["Message-ID"] or "") if msg is not None else "")
+                        str(msg["Message-ID"] or "") if msg is not None else "", network=network, tap=tap)
 
     async def _deliver_once(self, client: Host, endpoint: Endpoint, sender: str, rcpts: list[str],
                             raw: bytes) -> SendResult:
@@ -428,7 +441,13 @@ class Lab:
             key = f"{local[0]}:{local[1]}"
             waiter = self._waiters[key] = self._loop.create_future()
 
+        routed, link = await self.network.route(plan.client or plan.network, plan.endpoint, force=plan.tap)
+        if link is not None:
+            plan = dataclasses.replace(plan, endpoint=routed)
+            source = None  # the link carries it on from the loopback
         result = await submit(plan, self.client_tls, source=source, on_connect=connected)
+        if link is not None:
+            result.wire = link.capture_for(key)
         self._record_client_session(result.transcript)
         if waiter is not None:
             try:
@@ -439,13 +458,17 @@ class Lab:
                 self._waiters.pop(key, None)
         return result
 
-    def session(self, server: str = "smtp.example.org", port: int = 587, *, timeout: float = 3.0) -> "Session":
+    def session(self, server: str = "smtp.example.org", port: int = 587, *, timeout: float = 3.0,
+                network: str = "student") -> "Session":
         """Open a hand-typed session (like telnet or ``openssl s_client``) with a lab listener."""
         self._check_running()
         endpoint = self.endpoint(server, port)
-        return Session(self, self._run(self._open_session(endpoint, timeout)))
+        if network not in self.network.places:
+            raise LabError(f"There is no network {network!r} in this lab; places: {', '.join(self.network.places)}.")
+        return Session(self, self._run(self._open_session(endpoint, timeout, network), timeout=timeout + 5))
 
-    async def _open_session(self, ep: Endpoint, timeout: float) -> RawSession:
+    async def _open_session(self, ep: Endpoint, timeout: float, network: str = "student") -> RawSession:
+        ep, _ = await self.network.route(network, ep)
         transcript = Transcript(ep.host.name, "client", port=ep.listener.port, peer=f"{ep.address}:{ep.bound_port}")
         rec = Recorder(transcript)
         implicit = ep.listener.tls == "implicit"
@@ -557,16 +580,45 @@ class Lab:
             message = str(message["Message-ID"] or "")
         return MessageTrace.build(self.journal, message)
 
+    def places(self) -> dict[str, Place]:
+        """Where a student can send from, and what each network lets through."""
+        return dict(self.network.places)
+
+    def set_link(self, place: str = "student", *, delay_ms: float | None = None, jitter_ms: float | None = None,
+                 bandwidth_kbps: float | None = None) -> Place:
+        """Change the network between `place` and every server: ``lab.set_link(delay_ms=40)``."""
+        self._check_running()
+        current = self.network.place(place)
+        changes: dict[str, Any] = {}
+        if delay_ms is not None:
+            changes["delay"] = delay_ms / 1000
+        if jitter_ms is not None:
+            changes["jitter"] = jitter_ms / 1000
+        if bandwidth_kbps is not None:
+            changes["bandwidth"] = bandwidth_kbps * 1000 / 8 or None
+        self.network.places[place] = dataclasses.replace(current, **changes)
+        return self.network.places[place]
+
     def info(self) -> dict[str, Any]:
         """The lab's published state: what ``smtplab serve --json`` prints."""
         return {
             "scenario": self.topology.name,
             "dns": {"address": self.dns.address, "port": self.dns.port},
-            "servers": [ep.as_dict() for ep in self.endpoints.values()],
+            "servers": [self._published(ep) for ep in self.endpoints.values()],
+            "latency_ms": self.network.place("student").delay * 1000,
             "users": [{"address": u.address, "username": u.username, "password": u.password} for u in self.topology.users],
             "ca_cert": str(self.ca.cert_path),
             "state_dir": str(self.state_dir),
         }
+
+    def _published(self, ep: Endpoint) -> dict[str, Any]:
+        """A listener as outside clients must reach it: through the student's link when that has a delay."""
+        entry = ep.as_dict()
+        if self.running and not self.network.place("student").link_settings(ep.listener.port).plain:
+            routed, _ = self._run(self.network.route("student", ep))
+            entry.update(address=routed.address, bound_port=routed.bound_port,
+                         server_address=ep.address, server_port=ep.bound_port)
+        return entry
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"

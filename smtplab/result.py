@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass, field
+from typing import Any
 
 from .transcript import Transcript
 
@@ -38,6 +39,7 @@ class SendResult:
     error_code: int | None = None  # the reply code behind `error`, when a reply caused it
     last_reply: str = ""  # that reply, as the server sent it ("550 5.1.1 ...")
     tls: bool = False  # whether the session was encrypted by the time the message went
+    wire: Any = None  # a network.Capture of the bytes on the wire, when the send went through a link
     transcript: Transcript | None = None  # the client's view
     server_transcript: Transcript | None = None  # the server's view of the same session
     message_id: str = ""

@@ -129,6 +129,7 @@ class Topology:
     dns_faults: tuple[tuple[str, str], ...] = ()  # (name, "servfail" | "timeout")
     retry: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0)  # seconds between a relay's tries, lab-scaled
     max_hops: int = 30  # Received headers a message may carry before it is taken for a loop
+    networks: tuple[dict[str, Any], ...] = ()  # places clients send from: delay, blocked or allowed ports
     _by_name: dict[str, Host] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -179,9 +180,20 @@ class Topology:
         topo = cls(data.get("name", "unnamed"), hosts, domains, users, data.get("description", ""),
                    zone=data.get("zone", ""), dns_faults=faults,
                    retry=tuple(float(s) for s in relay.get("retry", cls.retry)),
-                   max_hops=int(relay.get("max_hops", cls.max_hops)))
+                   max_hops=int(relay.get("max_hops", cls.max_hops)),
+                   networks=tuple(_network(n) for n in data.get("networks", ())))
         _check(topo)
         return topo
+
+
+def _network(n: dict[str, Any]) -> dict[str, Any]:
+    known = {"name", "about", "delay_ms", "jitter_ms", "bandwidth_kbps", "blocked", "allowed", "how"}
+    if "name" not in n or set(n) - known:
+        raise ScenarioError(f"network {n.get('name')}: fields are {sorted(known)} (name required), "
+                            f"not {sorted(set(n) - known)}")
+    if n.get("how", "timeout") not in ("timeout", "refuse"):
+        raise ScenarioError(f"network {n['name']}: how a blocked port looks is 'timeout' or 'refuse'")
+    return n
 
 
 def _host(h: dict[str, Any]) -> Host:
