@@ -19,7 +19,7 @@ import aiosmtplib
 from aiosmtplib.protocol import SMTPProtocol
 
 from .result import SendResult
-from .tls import describe_tls
+from .tls import TLSInfo, describe_tls
 from .topology import Host, Listener
 from .transcript import Entry, Recorder, Transcript
 
@@ -254,6 +254,7 @@ async def submit(plan: SendPlan, tls_context: ssl.SSLContext, *, source: str | N
         if plan.tls == "starttls" or (plan.tls == "opportunistic" and client.supports_extension("starttls")):
             await client.starttls()
             await client.ehlo()
+        result.tls_info = TLSInfo.of(client.protocol.transport if client.protocol else None)
         if plan.credentials and client.supports_extension("auth"):
             await client.login(*plan.credentials)
         elif plan.credentials:

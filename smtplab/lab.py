@@ -35,6 +35,7 @@ import shutil
 import socket
 import tempfile
 import threading
+import time
 import weakref
 from collections import deque
 from email.message import EmailMessage
@@ -99,6 +100,7 @@ class Lab:
         self.rng = random.Random(seed)  # equal-preference MX order: seed it for reproducible notebooks
         self.retry_delays = tuple(retry) if retry is not None else self.topology.retry
         self.journal = Journal()
+        self._sent: dict[tuple[str, str], deque[float]] = {}  # (host, user) -> when each message went: quotas
         self._faults: dict[str, list[list[Any]]] = {  # host -> [[command, reply, times left], ...]
             h.name: [[f.get("command", "RCPT").upper(), f["reply"], int(f.get("times", 10**9))] for f in h.faults]
             for h in self.topology.hosts if h.faults}
@@ -176,10 +178,11 @@ class Lab:
         def make() -> RecordingSMTP:
             return RecordingSMTP(
                 policy, implicit_tls=listener.tls == "implicit", tls_context=tls_context,
-                require_starttls=listener.tls == "starttls" and listener.role.startswith("submission"),
+                require_starttls=(listener.tls == "starttls" and listener.role.startswith("submission")
+                                  and not listener.plaintext_auth),
                 # "auth required" is enforced at RCPT by the policy, so that a relay attempt
                 # is refused as one (554 5.7.1) whatever the port.
-                auth_required=False, auth_require_tls=True,
+                auth_required=False, auth_require_tls=not listener.plaintext_auth,
                 authenticator=policy.authenticate, data_size_limit=host.max_size, timeout=300)
         return make
 
@@ -328,6 +331,17 @@ class Lab:
 
     def _journal(self, event: str, host: str, queue_id: str, message_id: str, **details: Any) -> None:
         self.journal.add(event, host, queue_id, message_id, **details)
+
+    def _quota_left(self, host: Host, user: str) -> bool:
+        messages, seconds = host.limit or (0, 0.0)
+        sent = self._sent.setdefault((host.name, user), deque())
+        now = time.monotonic()
+        while sent and sent[0] < now - seconds:
+            sent.popleft()
+        return len(sent) < messages
+
+    def _count_sent(self, host: Host, user: str) -> None:
+        self._sent.setdefault((host.name, user), deque()).append(time.monotonic())
 
     def _take_fault(self, host: str, command: str) -> str | None:
         """The reply a planted fault gives this command now, if any (and count it down)."""

@@ -21,6 +21,7 @@ the lab stops.
 from __future__ import annotations
 
 import asyncio
+import html
 import random
 import socket
 import time
@@ -31,13 +32,41 @@ from typing import TYPE_CHECKING, Callable
 if TYPE_CHECKING:
     from .client import Endpoint
 
-__all__ = ["Capture", "Link", "LinkSettings", "Network", "Place"]
+__all__ = ["Capture", "Link", "LinkSettings", "Network", "Place", "StripStartTLS", "WireRecord"]
 
 #: Bytes of each direction a capture keeps (a 10 MB message is not kept whole).
 CAPTURE_LIMIT = 256 * 1024
 
 #: A middlebox sees (direction, bytes) and returns what goes on (maybe changed, maybe b"").
 Middlebox = Callable[[str, bytes], bytes]
+
+
+class StripStartTLS:
+    """A man in the middle that deletes STARTTLS from the server's EHLO reply (one per connection).
+
+    A client that only upgrades when STARTTLS is offered goes on in plain text, and
+    everything after, a password included, crosses the network readable. A client that
+    requires TLS notices the missing capability and stops. RFC 3207 section 6 warns of this.
+    """
+
+    def __init__(self) -> None:
+        self.done = False  # once TLS could have begun (the client asked), pass everything untouched
+        self.stripped = 0
+
+    def __call__(self, direction: str, data: bytes) -> bytes:
+        if self.done:
+            return data
+        if direction == "client":
+            if b"STARTTLS" in data.upper():
+                self.done = True
+            return data
+        lines = data.split(b"\r\n")
+        kept = [line for line in lines if line.upper() not in (b"250-STARTTLS", b"250 STARTTLS")]
+        self.stripped += len(lines) - len(kept)
+        return b"\r\n".join(kept)
+
+
+ATTACKS: dict[str, Callable[[], Middlebox]] = {"strip-starttls": StripStartTLS}
 
 
 @dataclass(frozen=True)
@@ -73,12 +102,86 @@ class Capture:
     def bytes_from(self, direction: str) -> bytes:
         return b"".join(data for _, d, data in self.chunks if d == direction)
 
+    def records(self) -> list[WireRecord]:
+        """What crossed the wire, in time order: readable SMTP lines, then TLS records (type, size, bytes)."""
+        found: list[WireRecord] = []
+        for direction in ("client", "server"):
+            found += _parse(direction, [(t, data) for t, d, data in self.chunks if d == direction])
+        return sorted(found, key=lambda r: r.t)
+
+    def text(self) -> str:
+        return "\n".join(f"{r.t * 1000:8.1f} ms  {'C->S' if r.direction == 'client' else 'S->C'}  {r.summary}"
+                         for r in self.records())
+
+    def __str__(self) -> str:
+        return self.text()
+
+    def _repr_html_(self) -> str:
+        rows = "".join(
+            f"<tr><td style='text-align:right'>{r.t * 1000:.1f}</td><td>{'client → server' if r.direction == 'client' else 'server → client'}</td>"
+            f"<td>{r.kind}</td><td style='text-align:left'><code>{html.escape(r.summary)}</code></td>"
+            f"<td style='text-align:left'><code>{html.escape(r.hex)}</code></td></tr>" for r in self.records())
+        return (f"<div><b>On the wire</b> between {html.escape(self.place)} and {html.escape(self.server)} port {self.port}"
+                "<table><thead><tr><th>ms</th><th>direction</th><th>what</th><th>as readable as it gets</th>"
+                f"<th>first bytes (hex)</th></tr></thead><tbody>{rows}</tbody></table></div>")
+
+
+@dataclass
+class WireRecord:
+    """One thing seen on the wire: an SMTP line in clear, or a TLS record."""
+
+    t: float
+    direction: str
+    kind: str  # "SMTP" (readable) or "TLS"
+    summary: str
+    hex: str
+    raw: bytes
+
+
+TLS_TYPES = {20: "ChangeCipherSpec", 21: "Alert", 22: "Handshake", 23: "Application data (encrypted)"}
+HANDSHAKE_TYPES = {1: "ClientHello", 2: "ServerHello", 4: "NewSessionTicket", 11: "Certificate",
+                   12: "ServerKeyExchange", 16: "ClientKeyExchange", 20: "Finished"}
+
+
+def _parse(direction: str, chunks: list[tuple[float, bytes]]) -> list[WireRecord]:
+    """Split one direction's bytes into SMTP lines until TLS begins, then into TLS records."""
+    stream = b"".join(data for _, data in chunks)
+    starts, offset = [], 0
+    for t, data in chunks:  # the time each byte offset arrived
+        starts.append((offset, t))
+        offset += len(data)
+
+    def time_at(pos: int) -> float:
+        return next((t for off, t in reversed(starts) if off <= pos), 0.0)
+
+    out: list[WireRecord] = []
+    pos = 0
+    while pos < len(stream):
+        if stream[pos] in TLS_TYPES and stream[pos + 1:pos + 2] == b"\x03" and len(stream) - pos >= 5:
+            kind, length = stream[pos], int.from_bytes(stream[pos + 3:pos + 5], "big")
+            record = stream[pos:pos + 5 + length]
+            what = TLS_TYPES[kind]
+            if kind == 22 and len(record) > 5:
+                what += f": {HANDSHAKE_TYPES.get(record[5], 'handshake message')}"
+            out.append(WireRecord(time_at(pos), direction, "TLS",
+                                  f"TLS record, {what}, {length} bytes (version bytes {record[1]:02x}{record[2]:02x})",
+                                  record[:16].hex(" "), record))
+            pos += 5 + length
+            continue
+        end = stream.find(b"\n", pos)
+        end = len(stream) if end < 0 else end + 1
+        line = stream[pos:end]
+        out.append(WireRecord(time_at(pos), direction, "SMTP", line.rstrip(b"\r\n").decode("utf-8", "backslashreplace"),
+                              line[:16].hex(" "), line))
+        pos = end
+    return out
+
 
 class Link:
     """A TCP relay from one place to one lab listener, with a network's properties."""
 
     def __init__(self, place: str, server: str, port: int, target: tuple[str, int], settings: LinkSettings,
-                 middlebox: Middlebox | None = None, bind_address: str = "127.0.0.1") -> None:
+                 middlebox: Callable[[], Middlebox] | None = None, bind_address: str = "127.0.0.1") -> None:
         self.place, self.server, self.port = place, server, port
         self.target = target
         self.settings = settings
@@ -154,15 +257,16 @@ class Link:
         self.client_of[f"{upstream[0]}:{upstream[1]}"] = f"{peer[0]}:{peer[1]}"
         if len(self.client_of) > 200:
             self.client_of.pop(next(iter(self.client_of)))
-        up_task = loop.create_task(self._pump("client", client.reader, upstream_writer, capture, start))
-        down_task = loop.create_task(self._pump("server", upstream_reader, client.writer, capture, start))
+        middlebox = self.middlebox() if self.middlebox is not None else None  # one per connection: it has state
+        up_task = loop.create_task(self._pump("client", client.reader, upstream_writer, capture, start, middlebox))
+        down_task = loop.create_task(self._pump("server", upstream_reader, client.writer, capture, start, middlebox))
         for task in (up_task, down_task):
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         await asyncio.gather(up_task, down_task, return_exceptions=True)
 
     async def _pump(self, direction: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                    capture: Capture, start: float) -> None:
+                    capture: Capture, start: float, middlebox: Middlebox | None) -> None:
         """Carry one direction: read, wait as the network would, write, in order."""
         settings = self.settings
         free_at = 0.0  # when the (bandwidth-limited) wire is free again
@@ -174,8 +278,8 @@ class Link:
                     break
                 now = time.perf_counter()
                 capture.add(now - start, direction, data)
-                if self.middlebox is not None:
-                    data = self.middlebox(direction, data)
+                if middlebox is not None:
+                    data = middlebox(direction, data)
                 if settings.bandwidth:
                     free_at = max(now, free_at) + len(data) / settings.bandwidth
                     sent = free_at
@@ -212,6 +316,7 @@ class Place:
     blocked: tuple[int, ...] = ()  # logical ports this network blocks
     allowed: tuple[int, ...] | None = None  # if set, the only ports it lets out
     how: str = "timeout"  # how a blocked port looks: "timeout" (dropped) or "refuse" (reset)
+    attack: str = ""  # a man in the middle on this network: "strip-starttls"
 
     def lets_out(self, port: int) -> bool:
         return port not in self.blocked and (self.allowed is None or port in self.allowed)
@@ -225,7 +330,8 @@ class Place:
         kbps = data.get("bandwidth_kbps")
         return cls(data["name"], data.get("about", ""), data.get("delay_ms", 0) / 1000, data.get("jitter_ms", 0) / 1000,
                    kbps * 1000 / 8 if kbps else None, tuple(data.get("blocked", ())),
-                   tuple(allowed) if allowed is not None else None, data.get("how", "timeout"))
+                   tuple(allowed) if allowed is not None else None, data.get("how", "timeout"),
+                   data.get("attack", ""))
 
 
 class Network:
@@ -234,7 +340,6 @@ class Network:
     def __init__(self, places: dict[str, Place]) -> None:
         self.places = {"student": Place("student", "wherever the notebook or terminal runs: no limits"), **places}
         self.links: dict[tuple[str, str, int], Link] = {}
-        self.middleboxes: dict[str, Middlebox] = {}  # place -> a middlebox on every link from it
 
     def place(self, name: str) -> Place:
         return self.places.get(name) or Place(name)  # a lab host relaying is a place with no limits
@@ -243,8 +348,9 @@ class Network:
         """Where a client at `place` must connect to reach `endpoint`: the endpoint itself, or a link to it."""
         from .client import Endpoint  # (a cycle at import time otherwise)
 
-        settings = self.place(place).link_settings(endpoint.listener.port)
-        middlebox = self.middleboxes.get(place)
+        where = self.place(place)
+        settings = where.link_settings(endpoint.listener.port)
+        middlebox = ATTACKS.get(where.attack)
         if settings.plain and not force and middlebox is None:
             return endpoint, None
         key = (place, endpoint.host.name, endpoint.listener.port)

@@ -40,6 +40,7 @@ class SendResult:
     last_reply: str = ""  # that reply, as the server sent it ("550 5.1.1 ...")
     tls: bool = False  # whether the session was encrypted by the time the message went
     wire: Any = None  # a network.Capture of the bytes on the wire, when the send went through a link
+    tls_info: Any = None  # a tls.TLSInfo: version, cipher and the certificate the server showed
     transcript: Transcript | None = None  # the client's view
     server_transcript: Transcript | None = None  # the server's view of the same session
     message_id: str = ""

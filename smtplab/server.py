@@ -216,6 +216,10 @@ class HostPolicy:
         user = session.auth_data if session.authenticated else None
         if user is not None and address != "<>" and address.lower() != user.address:
             return f"553 5.7.1 <{address}>: sender address not owned by user {user.username}"
+        if user is not None and self.host.limit and not self.lab._quota_left(self.host, user.username):
+            messages, seconds = self.host.limit
+            return (f"550 5.4.5 Daily user sending limit exceeded: {user.username} may send {messages} "
+                    f"messages per {seconds:g} s here")
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 2.1.0 Sender OK"
@@ -238,6 +242,8 @@ class HostPolicy:
             verdict = f"250 2.1.5 Recipient OK, will pass it on ({self.host.name} is a gateway for {domain})"
         elif session.authenticated or self.client_host(session) in self.host.relay_from:
             verdict = "250 2.1.5 Recipient OK, will relay"
+        elif self.host.open_relay:  # the misconfiguration spammers scan for
+            verdict = "250 2.1.5 Recipient OK, will relay (for anyone at all: an open relay)"
         else:  # mail for someone else's domain from someone we do not know: never an open relay
             return f"554 5.7.1 <{address}>: Relay access denied"
         envelope.rcpt_tos.append(address)
@@ -277,6 +283,8 @@ class HostPolicy:
             await self.lab._accept(self.host, envelope.mail_from, rcpts, message, queue_id, message_id)
         except OSError as err:  # a full disk must not become a 250
             return f"451 4.3.0 Could not store the message, try again later ({err.strerror})"
+        if session.authenticated and self.host.limit:
+            self.lab._count_sent(self.host, session.auth_data.username)
         return f"250 2.0.0 OK: queued as {queue_id}"
 
     async def _pass_on(self, mail_from: str, rcpts: list[str], message: bytes, queue_id: str,

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import datetime
 import ssl
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
 import trustme
 
-__all__ = ["LabCA", "describe_tls"]
+__all__ = ["LabCA", "TLSInfo", "describe_tls"]
 
 #: SSL 3.0 and TLS 1.0/1.1 are deprecated (RFC 7568, RFC 8996): the lab never offers them.
 MINIMUM_TLS = ssl.TLSVersion.TLSv1_2
@@ -67,3 +68,34 @@ def describe_tls(transport: Any) -> str:
     if ssl_object is None:
         return "TLS established"
     return f"TLS established: {ssl_object.version()}, {ssl_object.cipher()[0]}"
+
+
+@dataclass
+class TLSInfo:
+    """What a client learnt in a TLS handshake: the version, the cipher, and the server's certificate."""
+
+    version: str
+    cipher: str
+    subject: str
+    issuer: str
+    names: list[str]
+    not_before: str
+    not_after: str
+
+    @classmethod
+    def of(cls, transport: Any) -> "TLSInfo | None":
+        ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+        if ssl_object is None:
+            return None
+        cert = ssl_object.getpeercert() or {}
+
+        def name(field: str) -> str:
+            return ", ".join(f"{k}={v}" for rdn in cert.get(field, ()) for k, v in rdn)
+
+        return cls(ssl_object.version() or "", ssl_object.cipher()[0], name("subject"), name("issuer"),
+                   [v for k, v in cert.get("subjectAltName", ()) if k == "DNS"],
+                   cert.get("notBefore", ""), cert.get("notAfter", ""))
+
+    def __str__(self) -> str:
+        return (f"{self.version}, {self.cipher}\n  certificate for {', '.join(self.names) or self.subject}\n"
+                f"  issued by {self.issuer}\n  valid {self.not_before} to {self.not_after}")

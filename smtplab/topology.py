@@ -64,6 +64,7 @@ class Listener:
     role: str
     tls: str = "none"
     auth: str = "none"
+    plaintext_auth: bool = False  # a misconfiguration to study: AUTH allowed before TLS
 
     @property
     def about(self) -> str:
@@ -85,6 +86,8 @@ class Host:
     certificate: str = ""  # "" (good), or a planted fault: "expired", "wrong-name", "self-signed"
     faults: tuple[dict[str, Any], ...] = ()  # planted replies: {command, reply, times (default: always)}
     max_size: int = 32 * 1024 * 1024  # the SIZE it advertises and enforces, in bytes
+    open_relay: bool = False  # a misconfiguration to study: relays for anyone
+    limit: tuple[int, float] | None = None  # (messages, per seconds) each user may send: a sending quota
 
     def listener(self, port: int) -> Listener | None:
         return next((lst for lst in self.listeners if lst.port == port), None)
@@ -187,10 +190,12 @@ class Topology:
 
 
 def _network(n: dict[str, Any]) -> dict[str, Any]:
-    known = {"name", "about", "delay_ms", "jitter_ms", "bandwidth_kbps", "blocked", "allowed", "how"}
+    known = {"name", "about", "delay_ms", "jitter_ms", "bandwidth_kbps", "blocked", "allowed", "how", "attack"}
     if "name" not in n or set(n) - known:
         raise ScenarioError(f"network {n.get('name')}: fields are {sorted(known)} (name required), "
                             f"not {sorted(set(n) - known)}")
+    if n.get("attack", "") not in ("", "strip-starttls"):
+        raise ScenarioError(f"network {n['name']}: the attack a network can mount is 'strip-starttls'")
     if n.get("how", "timeout") not in ("timeout", "refuse"):
         raise ScenarioError(f"network {n['name']}: how a blocked port looks is 'timeout' or 'refuse'")
     return n
@@ -198,13 +203,14 @@ def _network(n: dict[str, Any]) -> dict[str, Any]:
 
 def _host(h: dict[str, Any]) -> Host:
     known = {"name", "address", "listeners", "domains", "about", "relay_domains", "relay_from", "forward",
-             "proxy_to", "filters", "certificate", "faults", "max_size"}
+             "proxy_to", "filters", "certificate", "faults", "max_size", "open_relay", "limit"}
     unknown = set(h) - known
     if unknown:
         raise ScenarioError(f"host {h.get('name')}: unknown field(s) {sorted(unknown)}; known: {sorted(known)}")
     listeners = []
     for raw in h.get("listeners", ()):
-        lst = Listener(int(raw["port"]), raw["role"], raw.get("tls", "none"), raw.get("auth", "none"))
+        lst = Listener(int(raw["port"]), raw["role"], raw.get("tls", "none"), raw.get("auth", "none"),
+                       bool(raw.get("plaintext_auth", False)))
         if lst.role not in ROLES:
             raise ScenarioError(f"{h['name']} port {lst.port}: unknown role {lst.role!r} (known: {', '.join(ROLES)})")
         if lst.tls not in TLS_MODES:
@@ -236,6 +242,8 @@ def _host(h: dict[str, Any]) -> Host:
         certificate=h.get("certificate", ""),
         faults=tuple(h.get("faults", ())),
         max_size=int(h.get("max_size", Host.max_size)),
+        open_relay=bool(h.get("open_relay", False)),
+        limit=(int(h["limit"]["messages"]), float(h["limit"]["per_seconds"])) if "limit" in h else None,
     )
 
 

@@ -567,7 +567,8 @@ class MXExplorer(widgets.VBox):
     in the box). ``output`` (HTML) shows the dig-style answer and, for MX, the
     lookup's steps, the hosts in the order they will be tried, and the verdict:
     deliverable, temporary failure (queue and retry) or permanent failure (bounce,
-    with the reply code). ``last_dig`` and ``last_mx`` keep the last answers.
+    with the reply code). ``last_dig`` and ``last_mx`` keep the last answers. The
+    starting ``domain`` is looked up as soon as the widget is made.
     """
 
     def __init__(self, lab: Any, domain: str = "example.net", rdtype: str = "MX") -> None:
@@ -598,8 +599,7 @@ class MXExplorer(widgets.VBox):
             widgets.HBox([self.domain, self.rdtype, self.lookup_button]),
             self.output,
         ])
-        self.output.value = ("<p>Pick a domain (or type any name), choose a record type and click "
-                             "<i>Look up</i>.</p>")
+        self._on_lookup()  # show the starting domain's answer straight away
 
     def lookup(self, name: str | None = None, rdtype: str | None = None) -> str:
         """Look up `name` (default: the box) and show it; returns the HTML shown."""
