@@ -39,6 +39,7 @@ def test_mixed_recipients_are_split_between_delivery_and_bounce(lab):
 # --- routing, failover, the queue -------------------------------------------------------------
 
 import asyncio
+import ssl
 import subprocess
 import time
 
@@ -214,9 +215,13 @@ def test_a_mail_loop_is_caught_by_counting_hops(tmp_path):
 
 @pytest.mark.parametrize("scenario", scenario_names())
 def test_no_host_in_any_scenario_is_an_open_relay(scenario, tmp_path):
+    """Unless a scenario says so on purpose (open_relay = true, to study the misconfiguration)."""
     with Lab(scenario, state_dir=tmp_path) as lab:
-        context = lab.client_tls
-        for (host, port), ep in lab.endpoints.items():
+        context = ssl.create_default_context()
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE  # a spammer does not check certificates
+        for host, port in lab.endpoints:
+            if lab.topology.host(host).open_relay:
+                continue
             with smtp_to(lab, host, port, context) as client:
                 client.ehlo("spammer.example.com")
                 if client.has_extn("starttls"):
