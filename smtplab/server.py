@@ -228,9 +228,6 @@ class HostPolicy:
                           rcpt_options: list[str]) -> str:
         if not _is_mailbox(address):
             return f"501 5.1.3 Bad recipient address syntax: {address!r} (expected RCPT TO:<name@domain>)"
-        fault = self.lab._take_fault(self.host.name, "RCPT")
-        if fault:
-            return fault
         domain = address.rpartition("@")[2].lower()
         if domain in self.host.domains:
             if self.listener.auth == "required" and not session.authenticated:
@@ -246,6 +243,9 @@ class HostPolicy:
             verdict = "250 2.1.5 Recipient OK, will relay (for anyone at all: an open relay)"
         else:  # mail for someone else's domain from someone we do not know: never an open relay
             return f"554 5.7.1 <{address}>: Relay access denied"
+        fault = self.lab._take_fault(self.host.name, "RCPT")  # planted after the relay rules, as a policy would be
+        if fault:
+            return fault
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
         return verdict
