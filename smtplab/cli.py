@@ -62,8 +62,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     send.add_argument("--state-dir", type=Path, default=None, help="the state dir of a running `smtplab serve`")
     send.add_argument("--no-notes", action="store_true", help="print the bare transcript without notes")
 
+    from .troubleshoot import add_commands  # check, explain, talk, drills (issue 6)
+    add_commands(sub)
+
     args = parser.parse_args(argv)
     try:
+        if getattr(args, "func", None) is not None:
+            return args.func(args)
         return _serve(args) if args.command == "serve" else _send(args)
     except (LabError, ScenarioError) as err:
         print(f"smtplab: {err}", file=sys.stderr)

@@ -106,7 +106,7 @@ class LabDNS:
                     response.flags &= ~dns.flags.AA
                     continue
                 self._resolve(question.name, question.rdtype, response)
-            return response.to_wire()
+            return response.to_wire(want_shuffle=False)  # the zone's order: a lookup's trace is reproducible
         except Exception:
             fail = dns.message.make_response(query)
             fail.set_rcode(dns.rcode.SERVFAIL)
@@ -172,6 +172,9 @@ class DigAnswer:
     seconds: float
     tcp: bool = False
     error: str = ""
+
+    def __repr__(self) -> str:
+        return f"<DigAnswer {self.name} {self.rdtype}: {self.status}, {len(self.records())} records>"
 
     @property
     def status(self) -> str:

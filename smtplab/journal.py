@@ -65,6 +65,9 @@ class MessageTrace:
     hops: list[Hop]
     events: list[Event]
 
+    def __repr__(self) -> str:
+        return f"<MessageTrace {self.message_id}: {len(self.hops)} hops>"
+
     @property
     def total(self) -> float | None:
         """Seconds from the first server's acceptance to the last hop's."""

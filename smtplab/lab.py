@@ -45,6 +45,7 @@ from typing import Any, Awaitable, Sequence, TypeVar
 from . import relay as relay_mod
 from .client import Endpoint, RawSession, SendPlan, submit
 from .dns import DigAnswer, LabDNS, dig
+from .httpapi import ApiResult, HttpApi, api_key, api_post
 from .journal import Journal, MessageTrace
 from .mx import MXLookup, lookup_mx, recorded_mx
 from .network import Network, Place
@@ -69,6 +70,7 @@ _mail_log.propagate = False
 
 DEFAULT_EHLO = "client.lab"
 RECENT_TRANSCRIPTS = 500
+MAX_HEADERS_BYTES = 16 * 1024  # an HTTP API request's headers
 
 
 def _loopback_aliases_work(addresses: Sequence[str]) -> bool:
@@ -120,7 +122,8 @@ class Lab:
         self._waiters: dict[str, asyncio.Future[Transcript]] = {}
         self._connections: set[RecordingSMTP] = set()
         self._servers: dict[str, list[asyncio.base_events.Server]] = {}  # host -> its listening servers
-        self.endpoints: dict[tuple[str, int], Endpoint] = {}
+        self.endpoints: dict[tuple[str, int], Endpoint] = {}  # SMTP listeners
+        self.services: dict[tuple[str, int], Endpoint] = {}  # other services (the HTTP sending API)
 
         self.ca = LabCA(self.state_dir / "tls", [h.name for h in self.topology.hosts],
                         {h.name: h.certificate for h in self.topology.hosts if h.certificate})
@@ -138,7 +141,8 @@ class Lab:
             self.stop()
             raise
         self.running = True
-        Lab._current = self
+        if replace:  # a side lab (replace=False) is not the one the next Lab() replaces
+            Lab._current = self
         Lab._all.add(self)
 
     # --- life --------------------------------------------------------------
@@ -152,6 +156,8 @@ class Lab:
 
     async def _start_host(self, host: Host) -> None:
         servers = self._servers[host.name] = []
+        if host.http_api:
+            servers.append(await self._start_api(host))
         for listener in host.listeners:
             known = self.endpoints.get((host.name, listener.port))
             # IPPROTO_TCP, not 0: asyncio turns Nagle off (TCP_NODELAY) only for sockets that say TCP,
@@ -163,6 +169,19 @@ class Lab:
                 self._protocol_factory(host, listener), sock=sock,
                 ssl=self.ca.server_context(host.name) if listener.tls == "implicit" else None))
             self.endpoints[(host.name, listener.port)] = Endpoint(host, listener, *sock.getsockname()[:2])
+
+    async def _start_api(self, host: Host) -> asyncio.base_events.Server:
+        """The host's HTTP sending API: its own certificate, logical port 443."""
+        listener = Listener(443, "http-api", "implicit", "required")
+        known = self.services.get((host.name, 443))
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.addresses[host.name], known.bound_port if known else 0))
+        api = HttpApi(self, host, listener)
+        server = await asyncio.start_server(api.serve, sock=sock, ssl=self.ca.server_context(host.name),
+                                            limit=MAX_HEADERS_BYTES)
+        self.services[(host.name, 443)] = Endpoint(host, listener, *sock.getsockname()[:2])
+        return server
 
     async def _stop_host(self, name: str) -> None:
         for server in self._servers.pop(name, []):
@@ -262,7 +281,7 @@ class Lab:
     def endpoint(self, host: str, port: int) -> Endpoint:
         """Where logical `host`:`port` is really served; a clear LabError if the lab has no such listener."""
         name = host.lower().rstrip(".")
-        found = self.endpoints.get((name, port))
+        found = self.endpoints.get((name, port)) or self.services.get((name, port))
         if found is not None:
             return found
         known = self.topology.host(name)
@@ -594,6 +613,30 @@ class Lab:
             message = str(message["Message-ID"] or "")
         return MessageTrace.build(self.journal, message)
 
+    def api_send(self, sender: str, to: str | Sequence[str], subject: str = "Hello from smtplab",
+                 body: str = "This message travelled through the lab.\n", *, count: int = 1,
+                 server: str = "smtp.example.org", key: str | None = None, network: str = "student",
+                 timeout: float = 10.0) -> ApiResult:
+        """Send through the provider's HTTP API instead of SMTP: one HTTPS connection, `count` POSTs.
+
+        The API key defaults to the sender's lab key (``lab-key-alice``): keys, like passwords, are public here.
+        """
+        self._check_running()
+        endpoint = self.endpoint(server, 443)
+        if network not in self.network.places:
+            raise LabError(f"There is no network {network!r} in this lab; places: {', '.join(self.network.places)}.")
+        recipients = [to] if isinstance(to, str) else list(to)
+        payloads = [{"from": sender, "to": recipients, "subject": subject if count == 1 else f"{subject} #{i + 1}",
+                     "text": body} for i in range(count)]
+        key = key or api_key(sender.partition("@")[0])
+        return self._run(self._api_send(endpoint, network, key, payloads, timeout), timeout=timeout * (count + 2))
+
+    async def _api_send(self, endpoint: Endpoint, network: str, key: str, payloads: list[dict[str, Any]],
+                        timeout: float) -> ApiResult:
+        routed, _ = await self.network.route(network, endpoint)
+        return await api_post(routed.address, routed.bound_port, endpoint.host.name, key, payloads,
+                              self.client_tls, timeout)
+
     def places(self) -> dict[str, Place]:
         """Where a student can send from, and what each network lets through."""
         return dict(self.network.places)
@@ -620,6 +663,8 @@ class Lab:
             "dns": {"address": self.dns.address, "port": self.dns.port},
             "servers": [self._published(ep) for ep in self.endpoints.values()],
             "latency_ms": self.network.place("student").delay * 1000,
+            "http_api": [{**self._published(ep), "url": f"https://{ep.host.name}/v1/send"}
+                         for ep in self.services.values()],
             "users": [{"address": u.address, "username": u.username, "password": u.password} for u in self.topology.users],
             "ca_cert": str(self.ca.cert_path),
             "state_dir": str(self.state_dir),

@@ -61,6 +61,10 @@ class MXLookup:
     def ok(self) -> bool:
         return not self.error
 
+    def __repr__(self) -> str:
+        verdict = "ok" if self.ok else ("permanent failure" if self.permanent else "temporary failure")
+        return f"<MXLookup {self.domain}: {verdict}, hosts {[h.name for h in self.hosts]}>"
+
     def step(self, text: str) -> None:
         self.steps.append(text)
 
@@ -137,7 +141,7 @@ async def _lookup(result: MXLookup, resolver: dns.asyncresolver.Resolver, rng: r
         canonical = str(answer.canonical_name).rstrip(".")
         if canonical != domain:
             result.step(f"{domain} is an alias (CNAME) for {canonical}: followed it")
-        records = sorted(answer, key=lambda r: r.preference)
+        records = sorted(answer, key=lambda r: (r.preference, str(r.exchange)))
         result.step("got " + ", ".join(f"{r.preference} {r.exchange}" for r in records))
         if len(records) == 1 and records[0].exchange == dns.name.root:
             return result.fail(f"{domain} publishes a null MX (0 .): it accepts no mail (RFC 7505)", True,

@@ -88,6 +88,7 @@ class Host:
     max_size: int = 32 * 1024 * 1024  # the SIZE it advertises and enforces, in bytes
     open_relay: bool = False  # a misconfiguration to study: relays for anyone
     limit: tuple[int, float] | None = None  # (messages, per seconds) each user may send: a sending quota
+    http_api: bool = False  # also offers an HTTP sending API (JSON over HTTPS, logical port 443)
 
     def listener(self, port: int) -> Listener | None:
         return next((lst for lst in self.listeners if lst.port == port), None)
@@ -203,7 +204,7 @@ def _network(n: dict[str, Any]) -> dict[str, Any]:
 
 def _host(h: dict[str, Any]) -> Host:
     known = {"name", "address", "listeners", "domains", "about", "relay_domains", "relay_from", "forward",
-             "proxy_to", "filters", "certificate", "faults", "max_size", "open_relay", "limit"}
+             "proxy_to", "filters", "certificate", "faults", "max_size", "open_relay", "limit", "http_api"}
     unknown = set(h) - known
     if unknown:
         raise ScenarioError(f"host {h.get('name')}: unknown field(s) {sorted(unknown)}; known: {sorted(known)}")
@@ -243,6 +244,7 @@ def _host(h: dict[str, Any]) -> Host:
         faults=tuple(h.get("faults", ())),
         max_size=int(h.get("max_size", Host.max_size)),
         open_relay=bool(h.get("open_relay", False)),
+        http_api=bool(h.get("http_api", False)),
         limit=(int(h["limit"]["messages"]), float(h["limit"]["per_seconds"])) if "limit" in h else None,
     )
 

@@ -530,14 +530,15 @@ def mx_verdict(lookup: Any) -> tuple[str, str]:
         return "ok", _verdict_box("ok", "Deliverable:", f"a sending server connects to port 25 of {order}, "
                                   "in that order, until one accepts the message.")
     reply = f"<br>The reply it records: <code>{html.escape(lookup.reply)}</code>" if lookup.reply else ""
+    error = html.escape(lookup.error[:1].upper() + lookup.error[1:])
     if lookup.permanent:
         return "permanent", _verdict_box(
             "permanent", "Permanent failure: bounce.",
-            f"{html.escape(lookup.error)}. Retrying cannot help, so the sending server returns the message "
+            f"{error}. Retrying cannot help, so the sending server returns the message "
             f"to its sender at once.{reply}")
     return "temporary", _verdict_box(
         "temporary", "Temporary failure: try again later.",
-        f"{html.escape(lookup.error)}. The answer may be different in a minute, so the sending server keeps "
+        f"{error}. The answer may be different in a minute, so the sending server keeps "
         f"the message in its queue and retries.{reply}")
 
 
@@ -666,13 +667,7 @@ def _side_lab(relays: int) -> Any:
     from .lab import Lab
     from .topology import relay_chain
 
-    previous = Lab._current
-    lab = Lab(relay_chain(relays), replace=False)
-    # Lab() makes every new lab the "current" one, the one the next Lab() replaces; a side lab must not
-    # take that place, or the notebook's next Lab() would stop it instead of the notebook's own lab.
-    if previous is not None and previous.running:
-        Lab._current = previous
-    return lab
+    return Lab(relay_chain(relays), replace=False)  # not "current": the notebook's next Lab() replaces its own
 
 
 def _trace_table(trace: Any) -> str:

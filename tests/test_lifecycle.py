@@ -49,7 +49,7 @@ def test_twenty_labs_in_a_row_leave_nothing_behind():
     sockets_before = own_listening_sockets()
     for _ in range(20):
         lab = Lab()
-        assert len(own_listening_sockets() - sockets_before) == len(lab.endpoints) + 1  # and the DNS
+        assert len(own_listening_sockets() - sockets_before) == len(lab.endpoints) + len(lab.services) + 1  # + DNS
         assert lab.send("alice@example.org", "carol@example.org").ok
         lab.stop()
     assert own_listening_sockets() == sockets_before
