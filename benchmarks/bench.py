@@ -877,6 +877,33 @@ def relay_chain_throughput(n: int, concurrency: int) -> None:
             say(f"  end-to-end per message: median {ms(statistics.median(totals))}, "
                 f"p90 {ms(sorted(totals)[int(len(totals) * 0.9) - 1])}, over {len(totals)} traced messages")
 
+def round_trips_at_delay(delay_ms: float, runs: int) -> None:
+    section(f"7. One message per variant over a link with a one-way delay of {delay_ms:g} ms (median of {runs})")
+    from smtplab import Lab
+    say(f"  round trips = elapsed / (2 x {delay_ms:g} ms); the lab's links do not delay the TCP handshake itself,")
+    say("  so a real network adds one more round trip per new connection, to every variant alike")
+    with Lab(latency_ms=delay_ms) as lab:
+        variants = {
+            "SMTP port 25, plain, no login": lambda: lab.send("alice@example.org", "carol@example.org", port=25, tls="none"),
+            "SMTP port 587, STARTTLS + AUTH": lambda: lab.send("alice@example.org", "carol@example.org", port=587),
+            "SMTP port 465, implicit TLS + AUTH": lambda: lab.send("alice@example.org", "carol@example.org", port=465),
+            "HTTP API, one POST over HTTPS": lambda: lab.api_send("alice@example.org", "carol@example.org"),
+        }
+        for name, send in variants.items():
+            times = []
+            for _ in range(runs):
+                result = send()
+                if not result.ok:
+                    say(f"  {name}: FAILED ({getattr(result, 'error', '')})")
+                    break
+                times.append(result.elapsed)
+            if times:
+                median = statistics.median(times)
+                say(f"  {name:<38} {ms(median):>10}   about {median / (2 * delay_ms / 1000):.1f} round trips")
+        ten = lab.api_send("alice@example.org", "carol@example.org", count=10)
+        say(f"  {'HTTP API, 10 POSTs on one connection':<38} {ms(ten.elapsed):>10}   "
+            f"{ms(ten.elapsed / 10)} per message")
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer messages: about 20 s")
@@ -934,6 +961,10 @@ def main() -> None:
                 relay_chain_throughput(60 if args.quick else 200, args.concurrency)
             except Exception as err:  # noqa: BLE001
                 not_measured("the relay chain", err)
+            try:
+                round_trips_at_delay(20, 3 if args.quick else 5)
+            except Exception as err:  # noqa: BLE001
+                not_measured("round trips at a delay", err)
             errors = list(lab.errors)
             if errors:
                 section("lab.errors (what went wrong inside the lab's loop during the run)")
