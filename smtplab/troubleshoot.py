@@ -86,8 +86,10 @@ __all__ = [
     "check",
     "closed_port",
     "code_table",
+    "drill",
     "explain",
     "silent_port",
+    "split_target",
 ]
 
 #: Seconds each network wait (DNS, connect, a reply) may take before a check calls it a timeout.
@@ -167,7 +169,7 @@ class CheckReport:
 
     def text(self, width: int | None = None) -> str:
         """Plain text, one block per step (wrapped to `width` columns if given)."""
-        out = [f"Checking {self.host} port {self.port}: {self.where}; timeout {self.timeout:g} s per network wait."]
+        out = [f"Checking {self.host} port {self.port} ({self.where}; timeout {self.timeout:g} s per network wait)"]
         for number, s in enumerate(self.steps, 1):
             mark = "PASS" if s.ok else "FAIL"
             head = f"{mark}  {number}. {s.name:<8} "
@@ -199,8 +201,8 @@ class CheckReport:
                         f"<small>{html.escape(s.title)}</small></td><td>{html.escape(s.detail)}"
                         f"<br><small>{_ms(s.seconds)}</small></td><td>{meaning}{nxt}</td></tr>")
         colour = "#1e7b34" if self.ok else "#a15c00"
-        return (f'<div class="smtplab-check"><p><b>Checking {html.escape(self.host)} port {self.port}</b> '
-                f"<small>({html.escape(self.where)}; timeout {self.timeout:g} s per network wait)</small></p>"
+        return (f'<div class="smtplab-check"><p><b>Checking {html.escape(self.host)} port {self.port}</b><br>'
+                f"<small>{html.escape(self.where)}; timeout {self.timeout:g} s per network wait</small></p>"
                 '<table style="text-align:left"><thead><tr><th>#</th><th>result</th><th>step</th>'
                 "<th>what happened</th><th>what it means</th></tr></thead>"
                 f'<tbody>{"".join(rows)}</tbody></table>'
@@ -278,10 +280,9 @@ class _World:
 
     def where(self, lab_name: bool) -> str:
         if lab_name:
-            dns_info = self.info["dns"]
-            return f"a lab name (lab DNS at {dns_info['address']}, ports mapped by the lab, trusting the lab CA)"
-        return "system DNS, the port as given, the system's trusted certificates" + (
-            f" plus {self.cafile}" if self.cafile else "")
+            return "a lab name: the lab DNS, the lab's real ports, the lab CA"
+        return "not a lab name: the system's DNS, the port as given, the system's trusted certificates" + (
+            f" and {self.cafile}" if self.cafile else "")
 
     # --- resolving ----------------------------------------------------------
     def resolve(self, name: str, lab_name: bool) -> _Resolved:
@@ -790,7 +791,7 @@ class _Checker:
             return self.address, port
         if self.lab_listener is not None and port == self.port:
             return self.lab_listener["address"], self.lab_listener["bound_port"]
-        found = self.world.listener(getattr(self, "names", [self.server_name]), self.address, port)
+        found = self.world.listener(self.names, self.address, port)
         if found is None:
             return None
         return found["address"], found["bound_port"]
@@ -1204,14 +1205,20 @@ class _Checker:
         msg["Date"] = email.utils.localtime()
         msg["Message-ID"] = email.utils.make_msgid(domain=sender.rpartition("@")[2] or "smtplab.invalid")
         body = "This test message was sent by smtplab check.\n"
-        msg.set_content(body)
-        raw = msg.as_bytes(policy=msg.policy.clone(linesep="\r\n"))
-        if self.size and self.size > len(raw):
-            pad_line = "This line pads the test message to the size asked for, like a big attachment.\n"
-            missing = self.size - len(raw)
-            padding = (pad_line * (missing // (len(pad_line) + 1) + 1))
-            msg.set_content(body + padding[: max(missing - 2, 0)])
-            raw = msg.as_bytes(policy=msg.policy.clone(linesep="\r\n"))
+
+        def build(padding: int) -> bytes:
+            line = "This line pads the test message to the size asked for, like an attachment.\n"
+            pad = (line * (padding // len(line) + 1))[:padding]
+            msg.set_content(body + (pad[:-1] + "\n" if pad else ""))
+            return msg.as_bytes(policy=msg.policy.clone(linesep="\r\n"))
+
+        raw = build(0)
+        padding = 0
+        for _ in range(4):  # the size of a padded message grows with its padding: close in on the exact size
+            if not self.size or len(raw) == self.size or (len(raw) > self.size and padding == 0):
+                break
+            padding = max(padding + self.size - len(raw), 0)
+            raw = build(padding)
         return raw
 
     def _step_send(self) -> bool:
@@ -1418,7 +1425,7 @@ def explain(text: str | int) -> Explanation:
 
 #: The replies students meet most: what the table in notebook 08 lists (meanings come from codes.py).
 COMMON_CODES = (
-    "220", "250", "354", "221", "235 2.7.0",
+    "220", "250", "354", "221", "235",
     "421 4.7.0", "450 4.2.0", "451 4.7.1", "452 4.2.2", "454 4.7.0",
     "530 5.7.0", "535 5.7.8", "538 5.7.11", "550 5.1.1", "550 5.7.1", "554 5.7.1",
     "552 5.3.4", "553 5.1.3", "554 5.4.6", "550 5.4.5", "556 5.1.10",
@@ -1445,9 +1452,12 @@ class CodeTable:
                 f"<th>what to do</th></tr></thead><tbody>{body}</tbody></table>")
 
 
+_SENTENCE_END = re.compile(r"(?<!\be\.g)(?<!\bi\.e)\.\s+(?=[A-Z])")
+
+
 def _first_sentence(text: str) -> str:
-    end = text.find(". ")
-    return text if end < 0 else text[: end + 1]
+    end = _SENTENCE_END.search(text)
+    return text if end is None else text[: end.start() + 1]
 
 
 def code_table(replies: Sequence[str] = COMMON_CODES) -> CodeTable:
@@ -1456,11 +1466,9 @@ def code_table(replies: Sequence[str] = COMMON_CODES) -> CodeTable:
     for reply in replies:
         infos = codes.explain(reply)
         title = " / ".join(dict.fromkeys(i.title for i in infos))
-        main = infos[-1]
-        meaning = _first_sentence(main.meaning)
-        action = next((i.action for i in reversed(infos) if i.action), "")
-        if reply[0] == "4":
-            action = infos[0].action or action
+        meaning = " ".join(f"{i.code}: {_first_sentence(i.meaning)}" if n else _first_sentence(i.meaning)
+                           for n, i in enumerate(infos))
+        action = _reply_meaning(reply)[1] if reply[0] in "45" else ""
         rows.append((reply, title, meaning, _first_sentence(action)))
     return CodeTable(rows)
 
@@ -1588,8 +1596,7 @@ DRILLS: dict[str, Drill] = {d.id: d for d in (
           "drill-self.example was set up last week by a volunteer. Mail programs refuse to send through it "
           "on port 465, with a security warning.",
           "drill-self.example", 465, {}, "tls", "does not trust",
-          "The volunteer gets a certificate from a real authority (Let's Encrypt) instead of making one.",
-          {**_ALICE_TO_BOB, "server": "drill-self.example", "port": 465}),
+          "The volunteer gets a certificate from a real authority (Let's Encrypt) instead of making one."),
     Drill("mx", "A bounce for Gina",
           "Alice wrote to gina@drill-mx.example. Her server accepted the message (250), but a moment later a "
           "bounce arrived.",
