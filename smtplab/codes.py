@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 __all__ = [
+    "describe_digits",
     "CodeInfo",
     "Reply",
     "REPLY_CODES",
@@ -290,6 +291,17 @@ _SECOND_DIGIT = {
     "5": "the mail system (how the receiver's mail system handles the request)",
 }
 _DIGITS = frozenset("0123456789")
+
+
+def describe_digits(code: str) -> list[str]:
+    """What the first two digits of a reply code say on their own (RFC 5321 section 4.2.1)."""
+    notes = []
+    first, second = _FIRST_DIGIT.get(code[:1]), _SECOND_DIGIT.get(code[1:2])
+    if first:
+        notes.append(f"First digit {code[0]}: {first[1]}.")
+    if second:
+        notes.append(f"Second digit {code[1]}: about {second}.")
+    return notes
 
 
 def _check_reply_code(code: int | str) -> str:
@@ -685,9 +697,10 @@ def _explain_enhanced(s: str) -> CodeInfo:
         return _unregistered(full, cls, subject, detail)
     class_info = ENHANCED_CLASSES[int(cls)]
     action = "" if cls == "2" else (info.action or class_info.action)
-    if cls == "4" and info.action and info.action != _RETRY:
+    if cls == "4" and info.action and info.action != _RETRY and "retry" not in info.action.lower():
         action = f"{info.action} Since it is temporary, a retry later may also work."
-    return CodeInfo(full, info.title, f"{info.meaning} {_CLASS_PHRASE[cls]}",
+    title = info.title.replace("problem", "status") if cls == "2" else info.title  # 2.7.0 is good news
+    return CodeInfo(full, title, f"{info.meaning} {_CLASS_PHRASE[cls]}",
                     info.causes if cls != "2" else (), action, f"{info.rfc}; {_R3463_2}")
 
 

@@ -482,13 +482,15 @@ class Lab:
         if link is not None:
             result.wire = link.capture_for(key)
         self._record_client_session(result.transcript)
-        if waiter is not None:
+        heard = any(e.kind == "line" and e.direction == "server" for e in result.transcript)
+        if waiter is not None and heard:  # no greeting (a failed TLS handshake, say): no server session to wait for
             try:
                 result.server_transcript = await asyncio.wait_for(asyncio.shield(waiter), 2)
             except asyncio.TimeoutError:
                 pass
             finally:
                 self._waiters.pop(key, None)
+        self._waiters.pop(key, None)
         return result
 
     def session(self, server: str = "smtp.example.org", port: int = 587, *, timeout: float = 3.0,

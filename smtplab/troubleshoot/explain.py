@@ -74,14 +74,7 @@ class Explanation(list):
 
 
 def _digit_notes(code: str) -> list[str]:
-    first = codes._FIRST_DIGIT.get(code[0])
-    second = codes._SECOND_DIGIT.get(code[1])
-    notes = []
-    if first:
-        notes.append(f"First digit {code[0]}: {first[1]}.")
-    if second:
-        notes.append(f"Second digit {code[1]}: about {second}.")
-    return notes
+    return codes.describe_digits(code)
 
 
 def _enhanced_notes(code: str) -> tuple[list[str], bool]:
