@@ -104,14 +104,22 @@ def _describe(info: dict[str, Any]) -> str:
     for s in info["servers"]:
         rows.append(f"  {s['host']:<18} {s['port']:>5}  {s['role']:<12} {s['tls']:<9} {s['auth']:<9} {s['address']}:{s['bound_port']}")
     dns = info["dns"]
+    for api in info.get("http_api", ()):
+        rows.append(f"  {api['host']:<18} {api['port']:>5}  {'http-api':<12} {'implicit':<9} {'key':<9} "
+                    f"{api['address']}:{api['bound_port']}   POST {api['url']}")
+    if info.get("latency_ms"):
+        rows.append(f"  (every address above is behind a link with a {info['latency_ms']:g} ms one-way delay)")
     rows += ["", f"  lab DNS: {dns['address']} port {dns['port']}    lab CA: {info['ca_cert']}", "",
              "  users: " + ", ".join(f"{u['username']}/{u['password']}" for u in info["users"])]
     sub = next((s for s in info["servers"] if s["port"] == 587), None)
     if sub:
         rows += ["", "Try, in another terminal:",
-                 f"  swaks --server {sub['address']}:{sub['bound_port']} --tls --tls-ca-path {info['ca_cert']} "
+                 f"  swaks --server {sub['address']}:{sub['bound_port']} --tls --tls-ca-path {info['ca_cert']} --tls-sni smtp.example.org "
                  f"--tls-verify --auth --auth-user alice --auth-password wonderland "
-                 f"--from alice@example.org --to carol@example.org"]
+                 f"--from alice@example.org --to carol@example.org",
+                 f"  openssl s_client -starttls smtp -connect {sub['address']}:{sub['bound_port']} "
+                 f"-servername smtp.example.org -CAfile {info['ca_cert']}",
+                 f"  dig @{dns['address']} -p {dns['port']} example.net MX"]
     return "\n".join(rows)
 
 
