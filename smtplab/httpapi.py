@@ -16,6 +16,7 @@ same links.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import json
 import secrets
@@ -100,6 +101,9 @@ class HttpApi:
                 raise ApiError(405, "method_not_allowed", f"{method} is not allowed here; use POST.")
             user = self._authenticate(headers)
             message, rcpts = _message(body, user)
+            for rcpt in rcpts:  # as SMTP's RCPT would: a local address must be a real mailbox
+                if rcpt.rpartition("@")[2].lower() in self.host.domains and self.lab.topology.user(rcpt) is None:
+                    raise ApiError(422, "unknown_recipient", f"{rcpt} is not a mailbox here (SMTP would say 550 5.1.1).")
             queue_id = secrets.token_hex(5).upper()
             raw = _received(self, user, queue_id) + message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
             self.lab._journal("received", self.host.name, queue_id, str(message["Message-ID"]), client="HTTP API",
@@ -186,7 +190,11 @@ async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str, dict[st
         raise ApiError(411, "length_required", "Send a Content-Length header with the body.")
     size = int(length) if length and length.isdigit() else 0
     if size > MAX_BODY:
-        raise ApiError(413, "too_large", f"The body is {size:,} bytes; at most {MAX_BODY:,} are accepted.")
+        if size <= 4 * MAX_BODY:  # read it first, so the client hears the 413 rather than a reset mid-upload
+            with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+                while size > 0:
+                    size -= len(await reader.readexactly(min(size, 65536)))
+        raise ApiError(413, "too_large", f"The body is {int(length):,} bytes; at most {MAX_BODY:,} are accepted.")
     body = await reader.readexactly(size) if size else b""
     return parts[0], parts[1], headers, body
 
@@ -234,6 +242,7 @@ async def api_post(address: str, port: int, hostname: str, key: str, payloads: l
         reader, writer = await asyncio.wait_for(
             asyncio.open_connection(address, port, ssl=tls_context, server_hostname=hostname), timeout)
     except (OSError, asyncio.TimeoutError) as err:
+        result.connect = time.perf_counter() - started  # the time it took to give up counts too
         result.error = ("timed out" if isinstance(err, asyncio.TimeoutError) else str(err)) + f" connecting to {hostname}:443"
         return result
     result.connect = time.perf_counter() - started

@@ -477,7 +477,6 @@ class Lab:
         routed, link = await self.network.route(plan.client or plan.network, plan.endpoint, force=plan.tap)
         if link is not None:
             plan = dataclasses.replace(plan, endpoint=routed)
-            source = None  # the link carries it on from the loopback
         result = await submit(plan, self.client_tls, source=source, on_connect=connected)
         if link is not None:
             result.wire = link.capture_for(key)

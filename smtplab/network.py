@@ -249,7 +249,8 @@ class Link:
             self._by_peer.pop(next(iter(self._by_peer)))
         start = time.perf_counter()
         try:
-            upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
+            # From the client's own loopback address: the server sees who really connects.
+            upstream_reader, upstream_writer = await asyncio.open_connection(*self.target, local_addr=(peer[0], 0))
         except OSError:
             client.transport.abort()
             return
@@ -267,34 +268,48 @@ class Link:
 
     async def _pump(self, direction: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                     capture: Capture, start: float, middlebox: Middlebox | None) -> None:
-        """Carry one direction: read, wait as the network would, write, in order."""
+        """Carry one direction: each chunk is stamped as it arrives and written when the network would deliver it.
+
+        Reading and writing are two tasks joined by a queue, so a chunk that arrives while an
+        earlier one is still "in flight" is not held up by it: both travel the same delay, in order.
+        """
         settings = self.settings
-        free_at = 0.0  # when the (bandwidth-limited) wire is free again
-        last_release = 0.0
-        try:
-            while True:
-                data = await reader.read(65536)
-                if not data:
-                    break
-                now = time.perf_counter()
-                capture.add(now - start, direction, data)
-                if middlebox is not None:
-                    data = middlebox(direction, data)
-                if settings.bandwidth:
-                    free_at = max(now, free_at) + len(data) / settings.bandwidth
-                    sent = free_at
-                else:
-                    sent = now
-                release = sent + settings.delay + (self._rng.uniform(0, settings.jitter) if settings.jitter else 0.0)
-                release = last_release = max(release, last_release)  # a link never reorders
+        in_flight: asyncio.Queue[tuple[float, bytes] | None] = asyncio.Queue()
+
+        async def deliver() -> None:
+            while (item := await in_flight.get()) is not None:
+                release, data = item
                 wait = release - time.perf_counter()
                 if wait > 0:
                     await asyncio.sleep(wait)
-                if data:
-                    writer.write(data)
-                    await writer.drain()
+                writer.write(data)
+                await writer.drain()
+
+        sender = asyncio.get_running_loop().create_task(deliver())
+        free_at = last_release = 0.0  # when the (bandwidth-limited) wire is free again; the last release
+        try:
+            while data := await reader.read(65536):
+                now = time.perf_counter()
+                # The tap sits on the client's side of the path: what the client sent, and what reached it
+                # (after any man in the middle had its way).
+                if direction == "client":
+                    capture.add(now - start, direction, data)
+                if middlebox is not None:
+                    data = middlebox(direction, data)
+                if direction == "server":
+                    capture.add(now - start, direction, data)
+                if not data:
+                    continue
+                if settings.bandwidth:
+                    free_at = max(now, free_at) + len(data) / settings.bandwidth
+                sent = free_at if settings.bandwidth else now
+                release = sent + settings.delay + (self._rng.uniform(0, settings.jitter) if settings.jitter else 0.0)
+                last_release = max(release, last_release)  # a link never reorders
+                in_flight.put_nowait((last_release, data))
+            in_flight.put_nowait(None)
+            await sender
         except (ConnectionError, asyncio.CancelledError):
-            pass
+            sender.cancel()
         finally:
             if not writer.is_closing():
                 try:

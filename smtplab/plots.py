@@ -5,6 +5,13 @@
     hop_times([trace0, trace1, trace2])          # several messages: end-to-end time, stacked
     chain_lengths([0, 1, 2], [trace0, trace1, trace2])   # the same, against the number of relays
 
+    from smtplab.plots import ladder, waterfall, compare, by_size, round_trips
+    ladder(result)                   # one SMTP session as a sequence diagram, time running down
+    waterfall(result)                # the same session as one bar per wait (command and reply)
+    compare({"587": r1, "465": r2, "HTTP API": api_result}, rtt_ms=80)   # total times, round trips written on
+    by_size([1_000, 50_000], {"SMTP": [r1, r2], "HTTP API": [a1, a2]})   # time against message size
+    round_trips(result)              # how many times the client waited for the other side
+
 How a trace splits into time (see :class:`smtplab.journal.MessageTrace`): each hop
 *arrived* when that server accepted the message (its 250 after DATA), then the
 message *waited in its queue* until the server set off for the next hop, then the
@@ -21,12 +28,16 @@ works as usual.
 from __future__ import annotations
 
 import io
+import itertools
+import textwrap
 from typing import Any, Sequence
 
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
-__all__ = ["LabFigure", "hop_times", "chain_lengths", "segments"]
+__all__ = ["LabFigure", "by_size", "chain_lengths", "compare", "exchanges", "hop_times", "ladder", "round_trips", "segments",
+           "waterfall"]
 
 #: Okabe-Ito colours: told apart by colour-blind readers too.
 QUEUE_COLOUR = "#E69F00"  # orange: waiting in a server's queue
@@ -261,3 +272,587 @@ def _stacked(traces: list[Any], names: list[str], xlabel: str, ax: Axes | None, 
     ax.legend(loc="upper left", fontsize=8)
     return figure
 
+
+
+# --- where the time of one session goes: exchanges, ladders, waterfalls, comparisons -------------
+#
+# A session's time is mostly waiting: the client sends a command and can do nothing until the
+# reply has crossed the network back. :func:`exchanges` cuts a client transcript into those
+# waits (the steps), :func:`round_trips` counts them, :func:`waterfall` and :func:`ladder` draw
+# them, and :func:`compare` and :func:`by_size` set several sessions (or HTTP API calls) side by side.
+
+CLIENT_COLOUR = "#0072B2"  # blue: what the client sends
+SERVER_COLOUR = "#D55E00"  # vermillion: what the server sends
+TLS_COLOUR = "#009E73"  # green: the TLS handshake, and what travels inside TLS
+PLAIN_STEP_COLOUR = "#56B4E9"  # sky blue: an exchange in plain text
+TLS_STEP_COLOUR = "#0072B2"  # blue: an exchange inside TLS
+GREETING_COLOUR = "#999999"  # grey: waiting for the server to speak first
+FAILED_COLOUR = "#D55E00"
+SMTP_COLOUR = "#0072B2"
+API_COLOUR = "#E69F00"
+
+#: Longest command or reply written on a ladder's arrow (the rest is cut, with an ellipsis).
+LABEL_CHARS = 34
+
+_STEP_NAMES = {"MAIL": "MAIL FROM", "RCPT": "RCPT TO"}
+_STEP_KINDS_COUNTED = ("tls", "exchange", "message")
+
+
+def _is_api(item: Any) -> bool:
+    return all(hasattr(item, name) for name in ("statuses", "requests", "connect"))
+
+
+def _transcript(item: Any) -> Any:
+    """The client's transcript of a send result, or the transcript itself."""
+    transcript = getattr(item, "transcript", None) if not hasattr(item, "entries") else item
+    if transcript is None:
+        raise ValueError(f"{type(item).__name__} carries no transcript to draw")
+    return transcript
+
+
+def _short(text: str, limit: int = LABEL_CHARS) -> str:
+    text = text.replace("\t", " ")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _final_reply_line(line: str) -> bool:
+    """The last line of a reply: "250 OK" (code, space), not "250-SIZE" (code, dash: more follows)."""
+    return len(line) < 4 or line[3] != "-"
+
+
+def exchanges(session: Any) -> list[dict[str, Any]]:
+    """The steps of one session, each a wait of the client, in milliseconds on the transcript's clock.
+
+    ``session`` is a send result, a client :class:`~smtplab.transcript.Transcript` (for
+    example a hand-typed ``lab.session(...)``'s), or an HTTP API result. One dict per step:
+
+    * ``name``: ``greeting``, ``TLS handshake``, the command (``EHLO``, ``STARTTLS``, ``AUTH``,
+      ``MAIL FROM``, ``RCPT TO``, ``DATA``, ``QUIT``...), ``message`` (the message's lines and
+      the final dot), ``AUTH (answer)`` (a line answering a 334 challenge), or ``POST /v1/send``;
+    * ``start`` and ``end``: when the client sent the command (or began to wait) and when the
+      last line of the reply arrived, in ms since the transcript began (the client's connect);
+    * ``kind``: ``greeting`` (waiting for the server to speak first: the client sent nothing),
+      ``tls`` (the TLS handshake), ``exchange`` (a command and its reply), ``message`` (the
+      message, then its reply), ``unanswered`` (no reply before the session ended) or
+      ``failed`` (the connection could not be made);
+    * ``tls`` (whether the step travelled inside TLS), ``command`` (the client's first line),
+      ``reply`` (the reply's last line) and ``lines`` (how many lines the client sent).
+
+    Each ``tls``, ``exchange`` and ``message`` step is one round trip: see :func:`round_trips`.
+    """
+    if _is_api(session):
+        return _api_exchanges(session)
+    entries = list(_transcript(session))
+    steps: list[dict[str, Any]] = []
+    pending: dict[str, Any] | None = None
+    connected: float | None = None
+    tls_from: float | None = None  # when a TLS handshake began (after STARTTLS's 220, or at connect)
+    in_message = False
+
+    def last_end() -> float:
+        return steps[-1]["end"] if steps else (connected if connected is not None else 0.0)
+
+    for e in entries:
+        ms = _ms(e.t)
+        if e.kind == "event":
+            low = e.line.lower()
+            if connected is None and low.startswith("connect"):  # connecting to / connected to / connection from
+                connected = ms
+            elif low.startswith("tls established"):
+                start = tls_from if tls_from is not None else last_end()
+                steps.append({"name": "TLS handshake", "start": start, "end": ms, "kind": "tls", "tls": False,
+                              "command": "", "reply": e.line, "lines": 0})
+                tls_from = None
+            elif low.startswith("could not connect"):
+                steps.append({"name": "connect (failed)", "start": connected or 0.0, "end": ms, "kind": "failed",
+                              "tls": False, "command": "", "reply": e.line, "lines": 0})
+            continue
+        if e.direction == "client":
+            if pending is None:
+                previous = steps[-1]["reply"][:3] if steps else ""
+                if in_message:
+                    name, kind = "message", "message"
+                elif previous == "334":
+                    name, kind = "AUTH (answer)", "exchange"
+                else:
+                    verb = e.line.split(" ", 1)[0].split(":", 1)[0].upper()
+                    name, kind = _STEP_NAMES.get(verb, _short(verb, 12) or "(empty line)"), "exchange"
+                pending = {"name": name, "start": ms, "end": ms, "kind": kind, "tls": e.tls, "command": e.line,
+                           "reply": "", "lines": 0}
+            pending["lines"] += 1
+            if in_message and e.line == ".":
+                in_message = False
+            continue
+        # a line from the server
+        if pending is None:  # it speaks unasked: the greeting (or a 421 before it hangs up)
+            pending = {"name": "greeting" if not any(s["kind"] != "tls" for s in steps) else "(unasked reply)",
+                       "start": last_end(), "end": ms, "kind": "greeting", "tls": e.tls, "command": "", "reply": "",
+                       "lines": 0}
+        if _final_reply_line(e.line):
+            pending.update(end=ms, reply=e.line)
+            steps.append(pending)
+            if pending["kind"] == "exchange" and pending["name"] == "STARTTLS" and e.line.startswith("220"):
+                tls_from = ms
+            in_message = pending["kind"] == "exchange" and e.line.startswith("354")
+            pending = None
+    if pending is not None:  # the session ended while the client waited
+        pending.update(end=_ms(entries[-1].t) if entries else pending["start"], kind="unanswered")
+        steps.append(pending)
+    return steps
+
+
+def _api_exchanges(result: Any) -> list[dict[str, Any]]:
+    if not result.requests and not result.connect:
+        return [{"name": "connect (failed)", "start": 0.0, "end": 0.0, "kind": "failed", "tls": False,
+                 "command": "", "reply": result.error, "lines": 0}]
+    steps = [{"name": "TLS handshake", "start": 0.0, "end": _ms(result.connect), "kind": "tls", "tls": False,
+              "command": "", "reply": "", "lines": 0}]
+    t = result.connect
+    many = len(result.requests) > 1
+    for i, took in enumerate(result.requests):
+        status = result.statuses[i] if i < len(result.statuses) else None
+        steps.append({"name": "POST /v1/send" + (f" #{i + 1}" if many else ""), "start": _ms(t), "end": _ms(t + took),
+                      "kind": "exchange", "tls": True, "command": "POST /v1/send HTTP/1.1",
+                      "reply": f"HTTP/1.1 {status}" if status else "", "lines": 1})
+        t += took
+    return steps
+
+
+def round_trips(result: Any) -> int:
+    """How many times the client sent something and had to wait for the answer before going on.
+
+    SMTP (a send result or a client transcript): each command (or message) the client waited
+    a reply for, plus each TLS handshake (one round trip with TLS 1.3). The greeting is not
+    counted: the client sends nothing to get it. An HTTP API result: the connection's TLS
+    handshake plus one per request. A list: the sum of its items.
+
+    The lab's links do not delay the TCP handshake (the kernel answers it locally), so it is not
+    counted here; on a real network every new connection costs one more round trip for it.
+    """
+    if isinstance(result, (list, tuple)):
+        return sum(round_trips(r) for r in result)
+    return sum(step["kind"] in _STEP_KINDS_COUNTED for step in exchanges(result))
+
+
+def _elapsed_ms(result: Any) -> float:
+    if isinstance(result, (list, tuple)):
+        return sum(_elapsed_ms(r) for r in result)
+    if _is_api(result) or hasattr(result, "elapsed"):
+        return _ms(result.elapsed)
+    return _ms(_transcript(result).duration)
+
+
+def _succeeded(result: Any) -> bool:
+    if isinstance(result, (list, tuple)):
+        return all(_succeeded(r) for r in result)
+    if hasattr(result, "ok"):
+        return bool(result.ok)
+    return not any(s["kind"] in ("failed", "unanswered") for s in exchanges(result))
+
+
+def _step_colour(step: dict[str, Any]) -> str:
+    return {"tls": TLS_COLOUR, "greeting": GREETING_COLOUR, "failed": FAILED_COLOUR,
+            "unanswered": FAILED_COLOUR}.get(step["kind"], TLS_STEP_COLOUR if step["tls"] else PLAIN_STEP_COLOUR)
+
+
+def waterfall(session: Any, ax: Axes | None = None, *, title: str | None = None) -> Figure:
+    """One bar per step of a session: when the client began to wait, and for how long (ms).
+
+    ``session``: a send result, a client transcript or an HTTP API result (see
+    :func:`exchanges`). Top to bottom in the order they happened: the greeting (grey), each
+    command with its reply (light blue in plain text, dark blue inside TLS), the TLS handshake
+    (green). On a link with a delay every exchange lasts about one round trip, and the bars
+    line up like a staircase: the session's time is the sum of its waits.
+    """
+    steps = exchanges(session)
+    owned = ax is None
+    figure, ax = _new_axes(ax, (8.0, 1.9 + 0.34 * max(len(steps), 1)))
+    if not steps:
+        ax.text(0.5, 0.5, "This transcript holds no exchange: nothing to draw.", ha="center", va="center",
+                transform=ax.transAxes)
+        ax.set_axis_off()
+        return figure
+    ys = list(range(len(steps)))
+    span = max([s["end"] for s in steps] + [1e-3])
+    labelled: set[str] = set()
+    asked = "request and response" if _is_api(session) else "command and reply"
+    legend_names = {TLS_COLOUR: "TLS handshake", GREETING_COLOUR: "waiting for the server's greeting",
+                    PLAIN_STEP_COLOUR: f"{asked} in plain text", TLS_STEP_COLOUR: f"{asked} inside TLS",
+                    FAILED_COLOUR: "no answer (failed or cut short)"}
+    for y, step in zip(ys, steps):
+        colour = _step_colour(step)
+        label = legend_names[colour] if colour not in labelled else None
+        labelled.add(colour)
+        width = step["end"] - step["start"]
+        bars = ax.barh([y], [width], left=[step["start"]], height=0.6, color=colour, label=label,
+                       hatch="//" if step["kind"] == "tls" else None, edgecolor="white" if step["kind"] == "tls" else None)
+        bars.patches[0].set_gid(f"step:{y}:{step['name']}")
+        ax.text(step["end"] + span * 0.01, y, _fmt(width), va="center", fontsize=8, color="#333")
+    ax.set_yticks(ys, [s["name"] for s in steps])
+    ax.set_ylim(len(steps) - 0.4, -0.6)  # first step at the top
+    ax.set_xlim(0, span * 1.12)
+    ax.set_xlabel("time since the client began to connect (ms)")
+    counted = sum(s["kind"] in _STEP_KINDS_COUNTED for s in steps)
+    what = "HTTP API calls" if _is_api(session) else "One SMTP session"
+    ax.set_title(title or f"{what}, step by step: {counted} round trip{'s' if counted != 1 else ''}, "
+                          f"{_fmt(_elapsed_ms(session))} in all")
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_axisbelow(True)
+    if owned:
+        figure.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncol=2, fontsize=8, frameon=False)
+    else:
+        ax.legend(loc="lower right", fontsize=7)
+    return figure
+
+
+def _groups(transcript: Any, group: bool) -> list[dict[str, Any]]:
+    """The transcript's lines as arrows: one per line, or (``group``) one per reply and one per message.
+
+    Each group: ``direction``, ``entries`` (the lines), ``tls``. Grouped, a multi-line reply
+    (``250-...`` up to ``250 ...``) is one arrow, and so are the message's lines with the final dot.
+    """
+    out: list[dict[str, Any]] = []
+    in_message = False
+    open_group: dict[str, Any] | None = None
+    for e in transcript:
+        if e.kind != "line":
+            open_group = None
+            continue
+        if e.direction == "server":
+            if group and open_group is not None and open_group["direction"] == "server":
+                open_group["entries"].append(e)
+            else:
+                open_group = {"direction": "server", "entries": [e], "tls": e.tls}
+                out.append(open_group)
+            if _final_reply_line(e.line):
+                in_message = e.line.startswith("354")
+                open_group = None
+            continue
+        if group and in_message and open_group is not None and open_group["direction"] == "client":
+            open_group["entries"].append(e)
+        else:
+            open_group = {"direction": "client", "entries": [e], "tls": e.tls}
+            out.append(open_group)
+        if not (group and in_message) or e.line == ".":
+            in_message = False if e.line == "." else in_message
+            open_group = None
+    return out
+
+
+def _group_label(g: dict[str, Any]) -> str:
+    lines = [e.line for e in g["entries"]]
+    if len(lines) == 1:
+        return _short(lines[0])
+    if g["direction"] == "client":  # the message and its final dot
+        return f"message ({len(lines) - 1} lines) and \".\""
+    code = lines[-1][:3]
+    words = [line[4:].split(" ", 1)[0] for line in lines[1:]]  # a multi-line reply: its keywords (EHLO's extensions)
+    return _short(f"{code} {' '.join(w for w in words if w)}") + f" ({len(lines)} lines)"
+
+
+def _match(client: Any, server: Any) -> dict[int, float]:
+    """id(client entry) -> the time (ms, server clock) of the same line in the server's transcript."""
+    import difflib
+
+    mine = [e for e in client if e.kind == "line"]
+    theirs = [e for e in server if e.kind == "line"]
+    matcher = difflib.SequenceMatcher(a=[(e.direction, e.line) for e in mine],
+                                      b=[(e.direction, e.line) for e in theirs], autojunk=False)
+    found = {}
+    for block in matcher.get_matching_blocks():
+        for k in range(block.size):
+            found[id(mine[block.a + k])] = _ms(theirs[block.b + k].t)
+    return found
+
+
+def _clock_offset(client: Any, matched: dict[int, float]) -> tuple[float, float] | None:
+    """(offset, one-way delay) in ms: server clock = client clock + offset, as NTP estimates it.
+
+    A line the client sent reaches the server a one-way delay later; a line the server sent
+    reaches the client a one-way delay later. If the delay is the same both ways (as on the
+    lab's links), the shortest trip each way gives both the delay and the clocks' offset.
+    """
+    up = [matched[id(e)] - _ms(e.t) for e in client if e.kind == "line" and e.direction == "client" and id(e) in matched]
+    down = [_ms(e.t) - matched[id(e)] for e in client if e.kind == "line" and e.direction == "server" and id(e) in matched]
+    if not up or not down:
+        return None
+    return (min(up) - min(down)) / 2, (min(up) + min(down)) / 2
+
+
+def _arrows(transcript: Any, server_transcript: Any = None, group: bool = True) -> tuple[list[dict[str, Any]], dict]:
+    """Where each arrow of a ladder starts and ends, in ms on the client's clock.
+
+    Returns (arrows, info). Each arrow: ``direction`` (who sent it), ``sent`` and ``received``
+    (ms), ``label``, ``tls``, ``lines``. ``info``: ``offset`` (server clock minus client
+    clock, ms), ``delay`` (the one-way delay used or estimated, ms) and ``how`` ("server
+    transcript" or "half the round trip").
+    """
+    groups = _groups(transcript, group)
+    matched = _match(transcript, server_transcript) if server_transcript is not None else {}
+    aligned = _clock_offset(transcript, matched) if matched else None
+    arrows: list[dict[str, Any]] = []
+    if aligned is not None:
+        offset, delay = aligned
+        how = "server transcript"
+    else:
+        offset, how = 0.0, "half the round trip"
+        trips = [(_ms(b["entries"][-1].t) - _ms(a["entries"][-1].t))
+                 for a, b in itertools.pairwise(groups) if a["direction"] == "client" and b["direction"] == "server"]
+        trips.sort()
+        delay = trips[(len(trips) - 1) // 2] / 2 if trips else 0.0
+    for i, g in enumerate(groups):
+        first = g["entries"][0]
+        own = _ms(first.t)  # the client's time: when it sent this (client) or when it received it (server)
+        other = matched.get(id(first)) if aligned is not None else None
+        if other is not None:
+            far = other - offset
+        elif g["direction"] == "client":
+            nxt = groups[i + 1] if i + 1 < len(groups) else None
+            if aligned is None and nxt is not None and nxt["direction"] == "server":
+                far = (_ms(g["entries"][-1].t) + _ms(nxt["entries"][-1].t)) / 2  # half way through the round trip
+            else:
+                far = own + delay
+        else:
+            prev = groups[i - 1] if i else None
+            if aligned is None and prev is not None and prev["direction"] == "client":
+                far = (_ms(prev["entries"][-1].t) + _ms(g["entries"][-1].t)) / 2
+            else:
+                far = own - delay
+        sent, received = (own, far) if g["direction"] == "client" else (far, own)
+        arrows.append({"direction": g["direction"], "sent": sent, "received": received, "label": _group_label(g),
+                       "tls": g["tls"], "lines": len(g["entries"])})
+    return arrows, {"offset": offset, "delay": delay, "how": how}
+
+
+def ladder(transcript: Any, ax: Axes | None = None, server_transcript: Any = None, *, group: bool = True,
+           title: str | None = None) -> Figure:
+    """A sequence (ladder) diagram of one SMTP session: time runs down the page, in ms.
+
+    ``transcript`` is the client's view (a send result, whose own server transcript is then
+    used too, or a client transcript). The client's lifeline is on the left, the server's on
+    the right; each line is an arrow from the one who sent it to the one who received it,
+    with the command or reply written on it (shortened). With ``group=True`` a multi-line
+    reply is one arrow, and so is the message with its final dot. The TLS handshake is a
+    hatched green band, everything inside TLS lies on a green background, and events
+    (connecting, TLS established, closing) are marked on the lifeline that recorded them.
+
+    Where the arrows end on the far side: the client's transcript says when the client sent
+    and received each line, not when the server did. With the server's transcript (passed as
+    ``server_transcript``, or taken from a send result), the same lines are matched in both,
+    and the two clocks are aligned as NTP does: assuming the delay is the same both ways, the
+    shortest trip client to server and the shortest trip server to client give the clocks'
+    offset; each arrow then ends where the server's own record puts it. Without it, each
+    command is taken to reach the server half way through its round trip (and its reply to
+    leave then), and other lines take half the median round trip.
+    """
+    if server_transcript is None and hasattr(transcript, "server_transcript") and not hasattr(transcript, "entries"):
+        server_transcript = transcript.server_transcript
+    session = _transcript(transcript)
+    arrows, info = _arrows(session, server_transcript, group)
+    steps = exchanges(session)
+    owned = ax is None
+    height = min(14.0, max(5.0, 2.4 + 0.3 * len(arrows)))
+    figure, ax = _new_axes(ax, (9.0, height))
+    times = [a[k] for a in arrows for k in ("sent", "received")] + [_ms(e.t) for e in session]
+    top, bottom = min(times + [0.0]), max(times + [1e-3])
+    span = max(bottom - top, 1e-3)
+
+    # TLS: the handshake as a hatched band, then a green background while lines travel inside TLS
+    handshakes = [s for s in steps if s["kind"] == "tls"]
+    for k, s in enumerate(handshakes):
+        ax.add_patch(Rectangle((0, s["start"]), 1, s["end"] - s["start"], facecolor=TLS_COLOUR, alpha=0.25,
+                               hatch="//", edgecolor=TLS_COLOUR, linewidth=0, gid=f"tls-handshake:{k}",
+                               label="TLS handshake (no SMTP lines)" if k == 0 else None, zorder=1))
+        ax.text(0.5, (s["start"] + s["end"]) / 2, f"TLS handshake: {_fmt(s['end'] - s['start'])}", ha="center",
+                va="center", fontsize=8, color="#004d38", zorder=5,
+                bbox={"boxstyle": "round,pad=0.2", "facecolor": "white", "edgecolor": TLS_COLOUR, "alpha": 0.9})
+    if handshakes:
+        start = handshakes[0]["end"]
+        ax.add_patch(Rectangle((0, start), 1, bottom - start, facecolor=TLS_COLOUR, alpha=0.07, linewidth=0,
+                               gid="encrypted", label="inside TLS: encrypted on the network", zorder=0))
+
+    # the lifelines
+    lifelines = [ax.plot([x, x], [top, bottom], color="#444", linewidth=1.5, zorder=2)[0] for x in (0, 1)]
+    client_name = "client" + (f" ({session.client})" if getattr(session, "client", "") else " (your program)")
+    port = getattr(session, "port", None)
+    server_name = f"server: {session.host}" + (f" port {port}" if port else "")
+    for x, name in ((0, client_name), (1, server_name)):
+        ax.text(x, 1.005, name, transform=ax.get_xaxis_transform(), ha="center", va="bottom", fontsize=9,
+                fontweight="bold")
+
+    # the arrows, and what they carry written on them
+    label_ys = []
+    for i, a in enumerate(arrows):
+        x0, x1 = (0, 1) if a["direction"] == "client" else (1, 0)
+        colour = CLIENT_COLOUR if a["direction"] == "client" else SERVER_COLOUR
+        arrow = ax.annotate("", xy=(x1, a["received"]), xytext=(x0, a["sent"]), zorder=4,
+                            arrowprops={"arrowstyle": "-|>", "color": colour, "linewidth": 1.3,
+                                        "shrinkA": 0, "shrinkB": 0})
+        arrow.set_gid(f"arrow:{i}:{a['direction']}")
+        label_ys.append((a["sent"] + a["received"]) / 2)
+    axes_height = max(height - 2.0, 1.0)  # inches the axes get, roughly (title, headers and legend take the rest)
+    gap = span * 1.12 * 0.15 / axes_height  # a label is about 0.15 inch high
+    placed: list[float] = []
+    for y in label_ys:  # keep labels from piling up (on a link without delay, lines come close together)
+        placed.append(max(y, placed[-1] + gap) if placed else y)
+    for i, (a, y, want) in enumerate(zip(arrows, placed, label_ys)):
+        colour = CLIENT_COLOUR if a["direction"] == "client" else SERVER_COLOUR
+        x = 0.42 if a["direction"] == "client" else 0.58
+        if abs(y - want) > gap * 0.5:  # moved away from its arrow: a thin line back to it
+            ax.plot([x, 0.5], [y, want], color="#aaa", linewidth=0.6, zorder=3)
+        ax.text(x, y, a["label"], ha="center", va="center", fontsize=7.5, color=colour, zorder=6, gid=f"label:{i}",
+                fontfamily="monospace",
+                bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.85})
+    bottom = max([bottom] + [y + gap for y in placed])
+
+    # events: on the lifeline of the side that recorded them (those at the same moment share one mark)
+    marked = [(0, _ms(e.t), _event_name(e.line)) for e in session if e.kind == "event"]
+    if server_transcript is not None and info["how"] == "server transcript":
+        marked += [(1, _ms(e.t) - info["offset"], _event_name(e.line)) for e in server_transcript if e.kind == "event"]
+    merged: list[list[Any]] = []
+    for x, y, text in marked:
+        same = next((m for m in merged if m[0] == x and abs(m[1] - y) < gap), None)
+        if same is not None:
+            same[2] += f", {text}"
+        else:
+            merged.append([x, y, text])
+    for k, (x, y, text) in enumerate(merged):
+        ax.plot([x], [y], marker="D", markersize=5, color="#333", zorder=5, label="event (not an SMTP line)" if k == 0 else None)
+        ax.text(x - 0.03 if x == 0 else x + 0.03, y, text, ha="right" if x == 0 else "left", va="center",
+                fontsize=7.5, color="#333", gid=f"event:{k}")
+    if merged:
+        bottom = max([bottom] + [y for _, y, _ in merged])
+    for line in lifelines:
+        line.set_ydata([top, bottom])
+
+    ax.plot([], [], color=CLIENT_COLOUR, linewidth=1.3, label="client → server")
+    ax.plot([], [], color=SERVER_COLOUR, linewidth=1.3, label="server → client")
+    ax.set_xlim(-0.42, 1.42)
+    ax.set_xticks([])
+    for side in ("top", "right", "bottom"):
+        ax.spines[side].set_visible(False)
+    ax.set_ylim(bottom + span * 0.03, top - span * 0.03)  # time runs down
+    ax.set_ylabel("time since the client began to connect (ms)  ↓")
+    ax.grid(axis="y", alpha=0.25)
+    counted = sum(s["kind"] in _STEP_KINDS_COUNTED for s in steps)
+    where = "server ends placed from the server's own transcript" if info["how"] == "server transcript" else \
+        "server ends estimated (half the round trip)"
+    second = f"one-way delay about {_fmt(info['delay'])}; {where}" if arrows else "no SMTP line was exchanged"
+    ax.set_title(title or f"Ladder diagram of one SMTP session: {counted} round trips, {_fmt(_ms(session.duration))}\n"
+                          f"{second}", fontsize=10, pad=24)
+    handles, labels = ax.get_legend_handles_labels()
+    order = sorted(range(len(labels)), key=lambda k: ("→" not in labels[k], k))
+    handles, labels = [handles[k] for k in order], [labels[k] for k in order]
+    if owned:
+        figure.legend(handles, labels, loc="outside lower center", ncol=3, fontsize=8, frameon=False)
+    else:
+        ax.legend(handles, labels, loc="lower right", fontsize=7)
+    return figure
+
+
+def _event_name(text: str) -> str:
+    low = text.lower()
+    if low.startswith("tls established"):
+        return "TLS established"
+    if low.startswith(("connecting", "connected")):
+        return "connect"
+    if low.startswith("connection from"):
+        return "connection accepted"
+    if low.startswith("connection closed"):
+        return "closed"
+    if low.startswith("could not connect"):
+        return "could not connect"
+    return _short(text, 22)
+
+
+def compare(results: dict[str, Any], ax: Axes | None = None, *, rtt_ms: float | None = None,
+            title: str | None = None) -> Figure:
+    """Total time of each variant as a bar, with its number of round trips written on it.
+
+    ``results`` maps a name to a send result, a client transcript, an HTTP API result, or a
+    list of these (several messages: their times and round trips add up), for example
+    ``{"plain 25": r1, "STARTTLS 587": r2, "implicit TLS 465": r3, "HTTP API": api}``.
+    SMTP bars are blue, HTTP API bars orange; a variant that failed (a refusal, a time-out)
+    is hatched and says so. With ``rtt_ms`` (the link's round trip, twice its one-way delay)
+    a black tick on each bar marks round trips × ``rtt_ms``: how much of the time the round
+    trips alone explain. Round trips are counted by :func:`round_trips`.
+    """
+    if not results:
+        raise ValueError("nothing to compare: give {name: result, ...}")
+    names = list(results)
+    figure, ax = _new_axes(ax, (max(6.0, 1.6 * len(names) + 2.0), 4.6))
+    positions = list(range(len(names)))
+    heights = [_elapsed_ms(results[n]) for n in names]
+    trips = [round_trips(results[n]) for n in names]
+    top = max(heights + [1e-3])
+    seen: set[str] = set()
+    for x, name, h, n in zip(positions, names, heights, trips):
+        item = results[name]
+        first = item[0] if isinstance(item, (list, tuple)) and item else item
+        api = _is_api(first)
+        ok = _succeeded(item)
+        kind = ("HTTP API" if api else "SMTP") + ("" if ok else ": failed")
+        bar = ax.bar([x], [h], width=0.6, color=(API_COLOUR if api else SMTP_COLOUR) if ok else "#cccccc",
+                     hatch=None if ok else "xx", edgecolor=None if ok else "#777",
+                     label=kind if kind not in seen else None)
+        seen.add(kind)
+        bar.patches[0].set_gid(f"total:{name}")
+        text = f"{_fmt(h)}\n{n} round trip{'s' if n != 1 else ''}" + ("" if ok else "\n(failed)")
+        ax.text(x, h + top * 0.02, text, ha="center", va="bottom", fontsize=8.5, gid=f"roundtrips:{name}",
+                bbox={"boxstyle": "round,pad=0.2", "facecolor": "white", "edgecolor": "none", "alpha": 0.9})
+        if rtt_ms:
+            ax.plot([x - 0.3, x + 0.3], [n * rtt_ms] * 2, color="black", linewidth=2.2, zorder=4, gid=f"rtt:{name}",
+                    label=f"round trips × {rtt_ms:g} ms (the time of one round trip)" if x == 0 else None)
+    ax.set_xticks(positions, ["\n".join(textwrap.fill(part, 24) for part in n.split("\n")) for n in names])
+    ax.set_ylabel("time from connecting to the end (ms)")
+    ax.set_ylim(0, top * 1.28)
+    ax.set_title(title or "Time to send, and the round trips it took")
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_axisbelow(True)
+    ax.legend(loc="upper right", fontsize=8)
+    return figure
+
+
+def by_size(sizes: Sequence[float], results: Any, ax: Axes | None = None, *, title: str | None = None) -> Figure:
+    """Time to send against the size of the message (on a link with a bandwidth limit, size costs time).
+
+    ``sizes`` are message sizes in bytes. ``results`` holds one result per size (a send
+    result, client transcript or HTTP API result, or a list of them: then the median time is
+    drawn), or a dict ``{name: [one per size]}`` for several series, e.g. SMTP and the HTTP
+    API. A dotted line fits each series: its slope is what each extra kilobyte costs, and the
+    legend turns it into the rate the link really gave (kbit/s).
+    """
+    sizes = list(sizes)
+    series = dict(results) if isinstance(results, dict) else {"time to send": list(results)}
+    figure, ax = _new_axes(ax, (8.0, 4.6))
+    colours = [SMTP_COLOUR, API_COLOUR, TLS_COLOUR, SERVER_COLOUR, "#CC79A7"]
+    kb = [s / 1000 for s in sizes]
+    for k, (name, runs) in enumerate(series.items()):
+        runs = list(runs)
+        if len(runs) != len(sizes):
+            raise ValueError(f"{name!r}: {len(runs)} results for {len(sizes)} sizes: give one result (or list) per size")
+        times = []
+        for run in runs:
+            values = sorted(_elapsed_ms(r) for r in run) if isinstance(run, (list, tuple)) else [_elapsed_ms(run)]
+            times.append(values[(len(values) - 1) // 2])
+        colour = colours[k % len(colours)]
+        label = name
+        if len(set(kb)) >= 2:
+            n = len(kb)
+            mx, my = sum(kb) / n, sum(times) / n
+            slope = sum((x - mx) * (y - my) for x, y in zip(kb, times)) / sum((x - mx) ** 2 for x in kb)
+            intercept = my - slope * mx
+            rate = f", about {8000 / slope:,.0f} kbit/s" if slope > 0 else ""
+            label = f"{name}: {intercept:.0f} ms + {slope:.2f} ms per kB{rate}"
+            ax.plot([min(kb), max(kb)], [intercept + slope * min(kb), intercept + slope * max(kb)], linestyle=":",
+                    color=colour, linewidth=1.2, gid=f"fit:{name}")
+        line, = ax.plot(kb, times, marker="o", color=colour, label=label, linewidth=1.5)
+        line.set_gid(f"series:{name}")
+    ax.set_xlabel("message size (kB, 1 kB = 1000 bytes)")
+    ax.set_ylabel("time to send (ms)")
+    ax.set_ylim(0, None)
+    ax.set_xlim(0, None)
+    ax.set_title(title or "Bigger messages take longer on a slow link")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", fontsize=8)
+    return figure

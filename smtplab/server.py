@@ -70,6 +70,11 @@ class RecordingSMTP(SMTP):
         if not starttls_done:
             peer = transport.get_extra_info("peername")
             self.recorder = self.policy.lab._open_server_session(self, peer)
+        else:
+            leftover = len(self._reader._buffer)  # type: ignore[attr-defined]
+            if leftover:  # aiosmtpd (>= 1.4.6) throws these away when TLS begins, as RFC 3207 says it must
+                self.recorder.event("client", f"{leftover} bytes sent before the TLS handshake were discarded",
+                                    "Commands sent in plain text behind STARTTLS are ignored: an injection defence.")
         super().connection_made(transport)
         rec = self.recorder
         if starttls_done:
@@ -201,6 +206,8 @@ class HostPolicy:
                      auth_data: Any) -> AuthResult:
         if isinstance(auth_data, LoginPassword):
             user = self.lab.topology.user(auth_data.login.decode("utf-8", "replace"))
+            if user is not None and self.host.domains and user.domain not in self.host.domains:
+                user = None  # a provider knows its own users only
             if user is not None and secrets.compare_digest(user.password.encode(), auth_data.password):
                 return AuthResult(success=True, auth_data=user)
         return AuthResult(success=False, handled=False, message="535 5.7.8 Authentication credentials invalid")
@@ -218,7 +225,7 @@ class HostPolicy:
             return f"553 5.7.1 <{address}>: sender address not owned by user {user.username}"
         if user is not None and self.host.limit and not self.lab._quota_left(self.host, user.username):
             messages, seconds = self.host.limit
-            return (f"550 5.4.5 Daily user sending limit exceeded: {user.username} may send {messages} "
+            return (f"550 5.4.5 Sending limit exceeded: {user.username} may send {messages} "
                     f"messages per {seconds:g} s here")
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)

@@ -1,21 +1,23 @@
 """ipywidgets front-ends for the lab: a step-through session, a telnet-like console, an MX
-explorer and a relay-chain explorer.
+explorer, a relay-chain explorer and a port explorer.
 
-All four are thin. StepThrough and Console open a hand-typed session with
+All five are thin. StepThrough and Console open a hand-typed session with
 :meth:`Lab.session`, send lines with :meth:`Session.send`, and draw the entries
 the lab recorded (the notes come from the lab's catalogue, :mod:`smtplab.codes`);
 they never speak SMTP themselves. MXExplorer calls :meth:`Lab.dig` and
 :meth:`Lab.mx`; ChainExplorer sends one message through a relay chain and draws
-its trace with :mod:`smtplab.plots`. None of them raises into the notebook
-because of something a student did: a refused command, a closed connection, a
-stopped lab, a name that is not a domain or a host that does not exist all
-become a message inside the widget.
+its trace with :mod:`smtplab.plots`; PortExplorer calls :meth:`Lab.send` with a
+network, a port and a TLS mode, and explains the outcome. None of them raises
+into the notebook because of something a student did: a refused command, a
+closed connection, a stopped lab, a name that is not a domain or a host that
+does not exist all become a message inside the widget.
 
-    from smtplab.widgets import StepThrough, Console, MXExplorer, ChainExplorer
+    from smtplab.widgets import StepThrough, Console, MXExplorer, ChainExplorer, PortExplorer
     StepThrough(lab)           # click "Send next command" through a whole submission
     Console(lab, port=25)      # type SMTP commands yourself, like telnet
     MXExplorer(lab)            # ask the lab DNS, and see what a sending server does with the answer
     ChainExplorer()            # send through 0..6 relays (in a lab of its own) and plot the hop times
+    PortExplorer(lab)          # from home, a hotel or a campus, to port 25, 465, 587 or 2525: what happens, and why
 """
 
 from __future__ import annotations
@@ -25,13 +27,14 @@ import email.utils
 import html
 import logging
 import re
+import time
 from typing import Any, Iterable, Sequence
 
 import ipywidgets as widgets
 
 from .transcript import Entry
 
-__all__ = ["StepThrough", "Console", "MXExplorer", "ChainExplorer", "render_entries", "mx_verdict"]
+__all__ = ["StepThrough", "Console", "MXExplorer", "ChainExplorer", "PortExplorer", "render_entries", "mx_verdict"]
 
 #: What the arrows mean, shown above every transcript a widget draws.
 LEGEND = (
@@ -765,3 +768,266 @@ class ChainExplorer(widgets.VBox):
             self.output.value = _verdict_box("info", "Something went wrong:", html.escape(_error_text(err)))
         finally:
             self.send_button.disabled = False
+
+
+# --- ports, networks and TLS modes: PortExplorer -------------------------------------
+
+#: The ports the explorer offers: a short label, and what each one is for.
+PORT_ROLES = {
+    25: ("relay between servers", "the relay port (RFC 5321), where mail servers hand mail to each other, "
+         "without a login"),
+    465: ("submission, implicit TLS", "the submission port with implicit TLS (RFC 8314), where mail programs hand "
+          "new mail to their own server, encrypted from the first byte"),
+    587: ("submission, STARTTLS", "the submission port (RFC 6409), where mail programs hand new mail to their own "
+          "server, with a login"),
+    2525: ("unofficial spare submission", "not an official port, but many providers accept submission there too, "
+           "for networks that block 587"),
+}
+
+#: The TLS modes the explorer offers ("auto" is whatever the port expects).
+TLS_MODES = (
+    ("what the port expects", "auto"),
+    ("STARTTLS, required", "starttls"),
+    ("implicit TLS (from the first byte)", "implicit"),
+    ("none (plain text)", "none"),
+    ("opportunistic (STARTTLS only if offered)", "opportunistic"),
+)
+
+#: A blocked port, as a client meets it.
+_BLOCK_HOW = {
+    "timeout": ("its firewall silently drops the packets, so nothing ever answers: the client waits for its whole "
+                "timeout ({timeout:g} s here; real mail programs often wait a minute) and gives up"),
+    "refuse": "its firewall answers with a reset, so the client hears \"connection refused\" at once",
+}
+
+
+def _port_list(ports: Iterable[int], conjunction: str = "or") -> str:
+    ports = list(ports)
+    if len(ports) <= 1:
+        return "".join(str(p) for p in ports)
+    return ", ".join(str(p) for p in ports[:-1]) + f" {conjunction} {ports[-1]}"
+
+
+class PortExplorer(widgets.VBox):
+    """Pick where you send from, which port and which TLS mode; click; read what happened and why.
+
+    ``network`` (a Dropdown of ``lab.places()``), ``port`` (25, 465, 587, 2525) and
+    ``tls`` ("auto" = what the port expects, "starttls", "implicit", "none",
+    "opportunistic") choose the attempt; ``try_button`` sends one message from
+    ``sender`` to ``to`` through ``server`` with :meth:`Lab.send` (a short
+    ``timeout``, 1 s, so a blocked port answers fast). ``output`` (HTML) shows the
+    outcome, a plain-English explanation and the client's transcript.
+    ``last_result`` is the :class:`~smtplab.result.SendResult`, ``outcome`` one of
+    "ok", "timeout", "refused" (connection refused), "server" (the server refused
+    something), "tls" (the two sides disagreed about TLS), "stopped" (a client that
+    requires TLS gave up: no STARTTLS was offered) or "error", and ``explanation``
+    the explanation as plain text. It never raises into the notebook.
+    """
+
+    def __init__(self, lab: Any, *, network: str = "student", port: int = 587, tls: str = "auto",
+                 sender: str = "alice@example.org", to: str = "carol@example.org",
+                 server: str = "smtp.example.org", timeout: float = 1.0) -> None:
+        self.lab = lab
+        self.sender = sender
+        self.to = to
+        self.server = server
+        self.timeout = timeout
+        self.last_result: Any = None
+        self.outcome = ""
+        self.explanation = ""
+        self.elapsed = 0.0
+        try:
+            places = dict(lab.places())
+        except Exception:
+            places = {}
+        self._places = places
+        net_options = [(f"{name}: {p.about}" if getattr(p, "about", "") else name, name) for name, p in places.items()]
+        if not net_options:
+            net_options = [("student", "student")]
+        values = [v for _label, v in net_options]
+        self.network = widgets.Dropdown(options=net_options, value=network if network in values else values[0],
+                                        description="From:", layout=widgets.Layout(width="44em"))
+        port_options = [(f"{p}: {label}", p) for p, (label, _role) in PORT_ROLES.items()]
+        self.port = widgets.Dropdown(options=port_options, value=port if port in PORT_ROLES else 587,
+                                     description="Port:", layout=widgets.Layout(width="28em"))
+        modes = [v for _label, v in TLS_MODES]
+        self.tls = widgets.Dropdown(options=list(TLS_MODES), value=tls if tls in modes else "auto",
+                                    description="TLS:", layout=widgets.Layout(width="28em"))
+        self.try_button = widgets.Button(description="Try it", button_style="primary", icon="paper-plane",
+                                         layout=widgets.Layout(width="auto"))
+        self.output = widgets.HTML(
+            f"<p>Choose where you are, a port and a TLS mode, then click <i>Try it</i>: the lab sends one message "
+            f"from {html.escape(sender)} to {html.escape(to)} through {html.escape(server)}.</p>")
+        self.try_button.on_click(self._on_try)
+        super().__init__(children=[self.network, widgets.HBox([self.port, self.tls, self.try_button]), self.output])
+
+    # --- trying ----------------------------------------------------------------
+    def try_it(self) -> Any:
+        """Send with the chosen settings, show what happened; returns the SendResult (None if none was made)."""
+        place, port, mode = self.network.value, int(self.port.value), self.tls.value
+        self.last_result, self.outcome, self.explanation = None, "", ""
+        if not getattr(self.lab, "running", False):
+            self.outcome, self.explanation = "error", _not_running_text()
+            self.output.value = _verdict_box("info", "The lab is not running:", html.escape(self.explanation))
+            return None
+        self.output.value = (f"<p><i>Sending from {html.escape(place)} to {html.escape(self.server)} port {port}"
+                             "...</i></p>")
+        started = time.perf_counter()
+        try:
+            result = self.lab.send(self.sender, self.to, subject=f"Through port {port}",
+                                   body=f"Sent from the {place} network to port {port}.\n", server=self.server,
+                                   port=port, tls=None if mode == "auto" else mode, network=place,
+                                   timeout=self.timeout)
+        except Exception as err:  # no such listener, a stopped lab, ...: say so in the widget
+            self.outcome, self.explanation = "error", f"The lab could not try this: {_error_text(err)}"
+            self.output.value = _verdict_box("info", "Could not try it:", html.escape(self.explanation))
+            return None
+        self.elapsed = time.perf_counter() - started
+        self.last_result = result
+        self.outcome = self._classify(result)
+        self.explanation = self._explain(result, place, port, mode)
+        self.output.value = self._render(result, place, port)
+        return result
+
+    def _expected_tls(self, port: int) -> str:
+        try:
+            return self.lab.endpoint(self.server, port).listener.tls
+        except Exception:
+            return {25: "starttls", 465: "implicit"}.get(port, "starttls")
+
+    @staticmethod
+    def _classify(result: Any) -> str:
+        error = result.error or ""
+        if result.ok:
+            return "ok"
+        if error.startswith("Could not connect"):
+            return "timeout" if "timed out" in error else "refused" if "refused" in error else "error"
+        if "not supported by server" in error:
+            return "stopped"
+        if result.error_code or result.refused:
+            return "server"
+        if "SSL" in error or "TimeoutError" in error or "Timed out" in error:
+            return "tls"
+        return "error"
+
+    def _explain(self, result: Any, place_name: str, port: int, mode: str) -> str:
+        """Plain English: why it worked or failed, and what to try instead."""
+        place = self._places.get(place_name)
+        expected = self._expected_tls(port)
+        mode = expected if mode == "auto" else mode
+        role = PORT_ROLES.get(port, ("", ""))[1]
+        parts = [f"Port {port} is {role}." if role else ""]
+        outcome = self.outcome
+        stripped = (place is not None and getattr(place, "attack", "") == "strip-starttls"
+                    and expected == "starttls" and mode in ("starttls", "opportunistic"))
+        if outcome in ("timeout", "refused") and place is not None and not place.lets_out(port):
+            open_ports = [p for p in (587, 465, 2525) if place.lets_out(p)]
+            how = _BLOCK_HOW.get(place.how, "").format(timeout=self.timeout)
+            if place.allowed is not None:
+                parts.append(f"The {place_name} network only lets ports {_port_list(sorted(place.allowed), 'and')} "
+                             f"out, not {port}: {how}.")
+            else:
+                parts.append(f"The {place_name} network blocks port {port}: {how}.")
+            if open_ports:
+                parts.append(f"Try {_port_list(open_ports)}: a mail program submits there anyway."
+                             if port == 25 else f"Try {_port_list(open_ports)}.")
+            if port == 25:
+                parts.append("Networks block port 25 so that infected computers cannot send spam straight to other "
+                             "people's mail servers; mail programs submit on 587 or 465, with a login.")
+            return " ".join(p for p in parts if p)
+        if outcome == "timeout":
+            parts.append("Nothing answered at all before the timeout: a firewall may be dropping the packets, "
+                         "or the server is down.")
+        elif outcome == "refused":
+            parts.append("The connection was refused at once: nothing listens there, or a firewall rejects the port.")
+        elif outcome == "tls" or (outcome != "ok" and mode != expected and "implicit" in (mode, expected)):
+            if expected == "implicit":
+                parts.append(f"{port} is TLS from the first byte: the server waits for the client's TLS hello, "
+                             "while a client that expects plain text waits for the server's 220 greeting. "
+                             "Nobody speaks, and the client gives up. STARTTLS on 465 makes no sense: choose "
+                             "implicit TLS there (or use 587 with STARTTLS).")
+            else:
+                parts.append(f"{port} starts in plain text: the server's first line is a readable 220 greeting, "
+                             "which a client speaking TLS from the first byte cannot understand (\"wrong version "
+                             "number\"). STARTTLS is how this port gets encrypted; implicit TLS belongs on 465.")
+        elif outcome == "stopped":
+            parts.append("The client stopped by itself: it requires TLS, but the EHLO reply it received did not "
+                         "offer STARTTLS. Either the server has no TLS, or someone on the path deleted the offer "
+                         "(STARTTLS stripping). Stopping is the safe choice: no password was sent.")
+        elif outcome == "server":
+            reply = result.last_reply or next(iter(result.refused.values()), "") or result.error or ""
+            parts.append(f"The connection worked, but the server refused: {reply.strip()}.")
+            if stripped and mode == "opportunistic":
+                parts.append("The attacker on this network deleted STARTTLS from the EHLO reply, so this "
+                             "opportunistic client carried on in plain text. This server takes nothing but "
+                             "STARTTLS before TLS and offers no AUTH there, so no password was sent.")
+            elif "STARTTLS" in reply and mode in ("none", "opportunistic"):
+                parts.append(f"Port {port} starts in plain text, and this server insists on STARTTLS before "
+                             "anything else: without TLS it does not even offer AUTH, so no password is ever "
+                             "sent in clear.")
+            elif reply.startswith("554") and "5.7.1" in reply:
+                parts.append("Port 25 takes mail only for the server's own domains when nobody logs in: "
+                             "anything else would make it an open relay. Mail programs submit on 587 or 465.")
+            elif "5.4.5" in reply:
+                parts.append("A sending limit: the provider caps how many messages one user may send.")
+        elif outcome == "ok":
+            if port == 465:
+                parts.append("No STARTTLS, and not one readable byte on the wire. "
+                             "RFC 8314 (2018) recommends this for submission: \"465 is obsolete\" is out of date.")
+            elif not result.tls:
+                logged_in = result.transcript is not None and any(
+                    line.startswith("AUTH") for line in result.transcript.commands())
+                parts.append("Delivered in plain text all the way: anyone on the path could read (or change) "
+                             f"every line{', the login included' if logged_in else ''}.")
+                if port == 25:
+                    parts.append("Port 25 offers STARTTLS but cannot insist, because servers must still reach "
+                                 "servers that have no TLS.")
+            elif port in (587, 2525):
+                parts.append(f"{port} starts in plain text: STARTTLS is how it gets encrypted. Only after the "
+                             "upgrade does the server offer AUTH, and the client logs in.")
+                if mode == "opportunistic":
+                    parts.append("An opportunistic client upgrades only because STARTTLS was offered: if an "
+                                 "attacker deleted that line, it would carry on in plain text (notebook 06).")
+            elif port == 25:
+                parts.append(f"Accepted without a login because {self.to} lives on this server; mail for "
+                             "anyone elsewhere would be refused (no open relay). The session was upgraded with "
+                             "STARTTLS." if result.tls else
+                             f"Accepted without a login because {self.to} lives on this server.")
+        else:
+            parts.append(f"It failed: {result.error}.")
+        if stripped and outcome == "ok" and not result.tls:
+            parts.append(f"Why: the attacker on the {place_name} network deleted STARTTLS from the EHLO reply, and "
+                         "this client carries on without it. A client that requires TLS would have stopped.")
+        return " ".join(p for p in parts if p)
+
+    def _render(self, result: Any, place: str, port: int) -> str:
+        kind, title = {
+            "ok": ("ok", "Accepted."),
+            "timeout": ("temporary", "Timed out: no answer at all."),
+            "refused": ("permanent", "Connection refused."),
+            "server": ("permanent", "Refused by the server."),
+            "tls": ("permanent", "The two sides disagree about TLS."),
+            "stopped": ("permanent", "The client stopped: no STARTTLS on offer."),
+        }.get(self.outcome, ("info", "It did not work."))
+        head = (f"<p><b>From {html.escape(place)} to {html.escape(self.server)} port {port}</b>: answered after "
+                f"{self.elapsed * 1000:.0f} ms. {html.escape(result.summary())}</p>")
+        parts = [head, _verdict_box(kind, title, html.escape(self.explanation))]
+        if result.transcript is not None:
+            parts.append(f"<p><b>The client's transcript</b><br><small>{LEGEND}</small></p>")
+            parts.append(_box(render_entries(result.transcript.entries)))
+        return "".join(parts)
+
+    @property
+    def text(self) -> str:
+        """The output as plain text (tags removed), for tests and for copying."""
+        return html.unescape(re.sub(r"<[^>]+>", " ", self.output.value))
+
+    def _on_try(self, _button: Any = None) -> None:
+        self.try_button.disabled = True
+        try:
+            self.try_it()
+        except Exception as err:  # never into the notebook
+            self.outcome = "error"
+            self.output.value = _verdict_box("info", "Something went wrong:", html.escape(_error_text(err)))
+        finally:
+            self.try_button.disabled = False

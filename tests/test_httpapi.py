@@ -70,6 +70,7 @@ def test_a_good_request_delivers(api):
     ({**GOOD, "to": ["not-an-address"]}, "lab-key-alice", 422, "bad_address"),
     ({**GOOD, "from": "carol@example.org"}, "lab-key-alice", 403, "forbidden"),
     ({**GOOD, "subject": "hi\r\nBcc: everyone@example.net"}, "lab-key-alice", 422, "bad_field"),
+    ({**GOOD, "to": ["carol2@example.org"]}, "lab-key-alice", 422, "unknown_recipient"),
     (b"x" * (1024 * 1024 + 1), "lab-key-alice", 413, "too_large"),
 ])
 def test_mistakes_get_a_clear_json_error_and_deliver_nothing(api, body, key, status, error):
