@@ -175,3 +175,34 @@ def test_a_sending_quota_answers_with_the_standard_code(tmp_path):
         assert [r.ok for r in results] == [True] * 5 + [False]
         assert results[-1].error_code == 550 and "5.4.5" in results[-1].error
         assert lab.send("carol@example.org", "alice@example.org").ok  # the quota is per user
+
+
+@pytest.fixture(scope="module")
+def plain(tmp_path_factory):
+    """The default world: no quota, so a test may send as often as it likes."""
+    with Lab(state_dir=tmp_path_factory.mktemp("plain")) as lab:
+        yield lab
+
+
+@pytest.mark.parametrize("ending", [b"\n.\n", b"\r.\r"], ids=["bare LF", "bare CR"])
+@pytest.mark.parametrize("port", [587, 465, 2525])
+def test_smuggling_through_the_submission_ports_makes_one_message(plain, port, ending):
+    from peers import smtp_to
+    sec = plain
+    before = len(sec.inbox("carol@example.org"))
+    context = ssl.create_default_context(cafile=str(sec.ca.cert_path))
+    with smtp_to(sec, "smtp.example.org", port, context) as client:
+        client.ehlo("laptop")
+        if port != 465:
+            client.starttls(context=context)
+            client.ehlo("laptop")
+        client.login("carol", "carol-pass")
+        reply = client.mail("carol@example.org")
+        assert reply[0] == 250, reply
+        assert client.rcpt("carol@example.org")[0] == 250
+        assert client.docmd("DATA")[0] == 354
+        client.send(b"Subject: innocent\r\n\r\nhello" + ending + b"MAIL FROM:<ceo@example.org>\r\n"
+                    b"RCPT TO:<carol@example.org>\r\nDATA\r\nSubject: smuggled\r\n\r\nx\r\n.\r\n")  # raw: no dot-stuffing
+        assert client.getreply()[0] == 250
+    got = sec.inbox("carol@example.org")[before:]
+    assert [m["Subject"] for m in got] == ["innocent"]
