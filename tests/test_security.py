@@ -180,7 +180,7 @@ def test_a_sending_quota_answers_with_the_standard_code(tmp_path):
 @pytest.fixture(scope="module")
 def plain(tmp_path_factory):
     """The default world: no quota, so a test may send as often as it likes."""
-    with Lab(state_dir=tmp_path_factory.mktemp("plain")) as lab:
+    with Lab(state_dir=tmp_path_factory.mktemp("plain"), replace=False) as lab:
         yield lab
 
 
