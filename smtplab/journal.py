@@ -108,12 +108,15 @@ class MessageTrace:
                          f"at +{r['arrived (ms)']} ms{queued}: {r['then']}")
         return "\n".join(lines)
 
-    def _repr_html_(self) -> str:
+    def table_html(self) -> str:
+        """The hops as an HTML table (what notebooks and widgets show)."""
         rows = self.rows()
         if not rows:
-            return f"<p>No hop has seen {html.escape(self.message_id)} (yet).</p>"
+            return f"<p>No server has seen {html.escape(self.message_id)} (yet).</p>"
         head = "".join(f"<th>{html.escape(k)}</th>" for k in rows[0])
         body = "".join("<tr>" + "".join(f"<td>{html.escape('' if v is None else str(v))}</td>" for v in r.values())
                        + "</tr>" for r in rows)
-        return (f"<div><b>Trace of</b> <code>{html.escape(self.message_id)}</code>"
-                f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>")
+        return f"<table class='smtplab-trace'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+    def _repr_html_(self) -> str:
+        return f"<div><b>Trace of</b> <code>{html.escape(self.message_id)}</code>{self.table_html()}</div>"

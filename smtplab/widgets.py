@@ -673,16 +673,6 @@ def _side_lab(relays: int) -> Any:
     return Lab(relay_chain(relays), replace=False)  # not "current": the notebook's next Lab() replaces its own
 
 
-def _trace_table(trace: Any) -> str:
-    rows = trace.rows()
-    if not rows:
-        return f"<p>No server has seen {html.escape(trace.message_id)} (yet).</p>"
-    head = "".join(f"<th>{html.escape(k)}</th>" for k in rows[0])
-    body = "".join("<tr>" + "".join(f"<td>{html.escape('' if v is None else str(v))}</td>" for v in r.values())
-                   + "</tr>" for r in rows)
-    return f"<table class='smtplab-trace'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
 def _png(figure: Any) -> bytes:
     import io
 
@@ -753,7 +743,7 @@ class ChainExplorer(widgets.VBox):
         note = "" if delivered else "<p style='color:#a15c00'><b>Not delivered within 10 s.</b></p>"
         self.output.value = (f"<p><b>{n} relay{'s' if n != 1 else ''}: {len(trace.hops)} hops</b>, "
                              f"{total * 1000:.1f} ms from the first acceptance to delivery.<br>{path}</p>"
-                             + note + _trace_table(trace))
+                             + note + trace.table_html())
         self.plot.value = _png(hop_times(trace))
         if len(self.runs) >= 2:
             lengths = sorted(self.runs)
