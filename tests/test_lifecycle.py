@@ -155,3 +155,18 @@ def test_durable_lab_syncs_and_still_delivers(tmp_path):
         assert lab.wait_for_queue(10)
         assert [m["Subject"] for m in lab.inbox("bob@example.net")] == ["synced"]
         assert [m["Subject"] for m in lab.inbox("carol@example.org")] == ["synced"]
+
+
+def test_labs_with_links_and_the_api_leave_nothing_behind():
+    sockets_before = own_listening_sockets()
+    for _ in range(5):
+        lab = Lab(latency_ms=5)
+        assert lab.send("alice@example.org", "carol@example.org", tap=True).ok
+        assert lab.send("alice@example.org", "carol@example.org", network="campus", port=25, tls="none",
+                        timeout=0.5).error
+        assert "timed out" in lab.send("alice@example.org", "carol@example.org", network="home", port=25,
+                                        tls="none", timeout=0.3).error  # a blocker that listens, then drops
+        assert lab.api_send("alice@example.org", "carol@example.org").ok
+        lab.stop()
+    assert own_listening_sockets() == sockets_before
+    assert lab_threads() == []
