@@ -73,6 +73,17 @@ RECENT_TRANSCRIPTS = 500
 MAX_HEADERS_BYTES = 16 * 1024  # an HTTP API request's headers
 
 
+@dataclasses.dataclass
+class Fault:
+    """A reply planted on a host (scenario ``faults`` or :meth:`Lab.fault`)."""
+
+    command: str  # MAIL, RCPT or DATA
+    reply: str
+    times: int  # how many more times it answers
+    greylist: bool = False  # once per (client, sender, recipient), like real greylisting
+    seen: set[tuple[str, ...]] = dataclasses.field(default_factory=set)
+
+
 def _loopback_aliases_work(addresses: Sequence[str]) -> bool:
     for address in addresses:
         probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -103,8 +114,9 @@ class Lab:
         self.retry_delays = tuple(retry) if retry is not None else self.topology.retry
         self.journal = Journal()
         self._sent: dict[tuple[str, str], deque[float]] = {}  # (host, user) -> when each message went: quotas
-        self._faults: dict[str, list[list[Any]]] = {  # host -> [[command, reply, times left], ...]
-            h.name: [[f.get("command", "RCPT").upper(), f["reply"], int(f.get("times", 10**9))] for f in h.faults]
+        self._faults: dict[str, list[Fault]] = {
+            h.name: [Fault(f.get("command", "RCPT").upper(), f["reply"], int(f.get("times", 10**9)),
+                           bool(f.get("greylist", False))) for f in h.faults]
             for h in self.topology.hosts if h.faults}
         wanted = [h.address for h in self.topology.hosts]
         self.own_addresses = _loopback_aliases_work(wanted)
@@ -362,12 +374,21 @@ class Lab:
     def _count_sent(self, host: Host, user: str) -> None:
         self._sent.setdefault((host.name, user), deque()).append(time.monotonic())
 
-    def _take_fault(self, host: str, command: str) -> str | None:
-        """The reply a planted fault gives this command now, if any (and count it down)."""
+    def _take_fault(self, host: str, command: str, key: tuple[str, ...] = ()) -> str | None:
+        """The reply a planted fault gives this command now, if any (and count it down).
+
+        A greylisting fault answers the first try of each (client, sender, recipient) `key` only,
+        as real greylisting does: a sender that comes back later gets through.
+        """
         for fault in self._faults.get(host, ()):
-            if fault[0] == command and fault[2] > 0:
-                fault[2] -= 1
-                return fault[1]
+            if fault.command != command or fault.times <= 0:
+                continue
+            if fault.greylist:
+                if key in fault.seen:
+                    continue
+                fault.seen.add(key)
+            fault.times -= 1
+            return fault.reply
         return None
 
     # --- the public API ------------------------------------------------------
@@ -587,11 +608,12 @@ class Lab:
     def host_is_up(self, name: str) -> bool:
         return name.lower() in self._servers
 
-    def fault(self, host: str, reply: str, *, command: str = "RCPT", times: int = 1) -> None:
+    def fault(self, host: str, reply: str, *, command: str = "RCPT", times: int = 1, greylist: bool = False) -> None:
         """Make `host` answer `command` (MAIL, RCPT or DATA) with `reply` the next `times` times.
 
         ``lab.fault("mx1.example.net", "451 4.7.1 Greylisted, try again later")`` makes the next
-        delivery to mx1 wait in the queue and retry.
+        delivery to mx1 wait in the queue and retry. With ``greylist=True`` (RCPT only) every new
+        (client, sender, recipient) is told to come back later once, however many there are.
         """
         self._check_running()
         if self.topology.host(host) is None:
@@ -600,7 +622,10 @@ class Lab:
             raise LabError(f"command={command!r}: a fault can answer MAIL, RCPT or DATA.")
         if not (reply[:3].isdigit() and reply[0] in "45"):
             raise LabError(f"reply={reply!r}: a fault is a 4xx or 5xx reply, like '451 4.7.1 Try again later'.")
-        self._faults.setdefault(host.lower(), []).append([command.upper(), reply, times])
+        if greylist and command.upper() != "RCPT":
+            raise LabError("greylist=True works on RCPT: greylisting looks at who sends to whom.")
+        self._faults.setdefault(host.lower(), []).append(
+            Fault(command.upper(), reply, 10**9 if greylist else times, greylist))
 
     def queue(self, host: str = "smtp.example.org") -> list[relay_mod.QueuedMessage]:
         """What waits in `host`'s outbound queue now."""

@@ -250,7 +250,8 @@ class HostPolicy:
             verdict = "250 2.1.5 Recipient OK, will relay (for anyone at all: an open relay)"
         else:  # mail for someone else's domain from someone we do not know: never an open relay
             return f"554 5.7.1 <{address}>: Relay access denied"
-        fault = self.lab._take_fault(self.host.name, "RCPT")  # planted after the relay rules, as a policy would be
+        fault = self.lab._take_fault(  # planted after the relay rules, as a policy would be
+            self.host.name, "RCPT", (session.peer[0], envelope.mail_from or "", address.lower()))
         if fault:
             return fault
         envelope.rcpt_tos.append(address)

@@ -224,7 +224,8 @@ def _host(h: dict[str, Any]) -> Host:
     for fault in h.get("faults", ()):
         if fault.get("command", "RCPT").upper() not in ("MAIL", "RCPT", "DATA") or not str(fault.get("reply", ""))[:1] in "45" \
                 or not fault.get("reply"):
-            raise ScenarioError(f"{h['name']}: a fault is {{command = MAIL|RCPT|DATA, reply = '4xx or 5xx ...', times = N}}")
+            raise ScenarioError(f"{h['name']}: a fault is {{command = MAIL|RCPT|DATA, reply = '4xx or 5xx ...', "
+                                "times = N}} (or greylist = true, on RCPT)")
     for rule in h.get("filters", ()):
         if rule.get("action") not in FILTER_ACTIONS:
             raise ScenarioError(f"{h['name']}: filter action must be one of {sorted(FILTER_ACTIONS)}, not {rule.get('action')!r}")

@@ -230,3 +230,17 @@ def test_no_host_in_any_scenario_is_an_open_relay(scenario, tmp_path):
                 client.mail("someone@example.com")
                 code, text = client.rcpt("victim@example.com")
                 assert (code, text.split()[0]) in ((554, b"5.7.1"), (550, b"5.7.1")), (host, port, code, text)
+
+
+def test_greylisting_turns_away_each_new_sender_once_then_lets_the_retry_through(fresh):
+    fresh.fault("mx1.example.net", "451 4.7.1 Greylisted: try again in a moment", greylist=True)
+    fresh.fault("mx2.example.net", "451 4.7.1 Greylisted: try again in a moment", greylist=True)
+    first = fresh.send("alice@example.org", "bob@example.net", subject="one")
+    second = fresh.send("alice@example.org", "dave@example.net", subject="two")
+    assert fresh.wait_for_queue(10)
+    assert subjects(fresh, "bob@example.net") == ["one"] and subjects(fresh, "dave@example.net") == ["two"]
+    for result in (first, second):  # each new (client, sender, recipient) waited once, on both MX
+        assert [e.event for e in fresh.trace(result).events].count("deferred") == 1
+    third = fresh.send("alice@example.org", "bob@example.net", subject="three")  # known now: straight through
+    assert fresh.wait_for_queue(10)
+    assert "deferred" not in [e.event for e in fresh.trace(third).events]
