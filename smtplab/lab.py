@@ -696,6 +696,12 @@ class Lab:
             "state_dir": str(self.state_dir),
         }
 
+    def reach(self, host: str, port: int, network: str = "student") -> dict[str, Any]:
+        """Where a client at `network` must connect for `host`:`port` (a link's address when its network acts)."""
+        self._check_running()
+        routed, _ = self._run(self.network.route(network, self.endpoint(host, port)))
+        return {"address": routed.address, "bound_port": routed.bound_port}
+
     def _published(self, ep: Endpoint) -> dict[str, Any]:
         """A listener as outside clients must reach it: through the student's link when that has a delay."""
         entry = ep.as_dict()

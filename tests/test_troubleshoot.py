@@ -490,3 +490,17 @@ def test_cli_drills_lists_each_drill_with_its_command(no_lab_dir):
     assert "diagnosis" not in result.stdout
     assert "diagnosis: the server's certificate has expired" in run(["drills", "--answers"]).stdout
 
+
+
+@pytest.mark.parametrize("network, port, ok, failed_at, says", [
+    ("home", 25, False, "connect", "timed out"),
+    ("campus", 25, False, "connect", "refused"),
+    ("hotel", 2525, True, None, ""),
+    ("hotel", 587, False, "connect", "timed out"),
+])
+def test_check_from_a_place_meets_its_firewall(network, port, ok, failed_at, says):
+    with Lab(replace=False) as lab:
+        report = check(lab, "smtp.example.org", port, network=network, timeout=1)
+    assert report.ok is ok
+    if not ok:
+        assert report.failed.name == failed_at and says in report.failed.detail

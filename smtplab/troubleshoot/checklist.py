@@ -540,14 +540,23 @@ def _reply_meaning(line: str) -> tuple[str, str]:
 # The checklist
 # ---------------------------------------------------------------------------
 
-def _lab_info(lab: Any) -> dict[str, Any] | None:
+def _lab_info(lab: Any, network: str | None = None) -> dict[str, Any] | None:
     if lab is None:
+        if network:
+            raise LabError("network= needs a lab: the places are the lab's (check(lab, ..., network='hotel')).")
         return None
     if isinstance(lab, Mapping):
+        if network:
+            raise LabError("network= needs the Lab itself, not its published info.")
         return dict(lab)
     if not getattr(lab, "running", True):
         raise LabError("This lab has been stopped; make a new one with Lab() and check again.")
-    return lab.info()
+    info = lab.info()
+    if network:  # the same servers, reached through that place's network (its blocked ports, its delay)
+        if network not in lab.places():
+            raise LabError(f"There is no network {network!r} in this lab; places: {', '.join(lab.places())}.")
+        info["servers"] = [{**entry, **lab.reach(entry["host"], entry["port"], network)} for entry in info["servers"]]
+    return info
 
 
 def split_target(text: str, port: int | None = None) -> tuple[str, int | None]:
@@ -574,7 +583,8 @@ def split_target(text: str, port: int | None = None) -> tuple[str, int | None]:
 def check(lab: Any = None, host: str = "", port: int | None = None, *, user: str | None = None,
           password: str | None = None, send_to: str | Sequence[str] = (), mail_from: str | None = None,
           size: int | None = None, tls: str = "auto", mx: bool = False, timeout: float = DEFAULT_TIMEOUT,
-          try_ports: bool = False, cafile: str | None = None, ehlo: str | None = None) -> CheckReport:
+          try_ports: bool = False, cafile: str | None = None, ehlo: str | None = None,
+          network: str | None = None) -> CheckReport:
     """Run the troubleshooting checklist against `host`:`port`, step by step; never raises for a network fault.
 
     ``lab`` is a :class:`~smtplab.Lab`, the dict ``lab.info()`` gives (what ``smtplab serve`` publishes),
@@ -583,6 +593,7 @@ def check(lab: Any = None, host: str = "", port: int | None = None, *, user: str
     ``tls`` is ``"auto"`` (what the port expects), ``"starttls"``, ``"implicit"`` or ``"none"``.
     With ``user`` it logs in (a lab user's password is found in the lab); with ``send_to`` it sends a
     test message (of ``size`` bytes, if given). ``timeout`` bounds every network wait.
+    ``network`` checks from one of the lab's places (``"hotel"``, ``"home"``...): through its firewall.
     """
     host, port = split_target(host, port)
     if port is None:
@@ -592,7 +603,7 @@ def check(lab: Any = None, host: str = "", port: int | None = None, *, user: str
     if not timeout or timeout <= 0:
         raise LabError("the timeout must be a positive number of seconds")
     recipients = [send_to] if isinstance(send_to, str) else list(send_to or ())
-    checker = _Checker(_World(_lab_info(lab), cafile, float(timeout)), host, port, user=user, password=password,
+    checker = _Checker(_World(_lab_info(lab, network), cafile, float(timeout)), host, port, user=user, password=password,
                        recipients=recipients, mail_from=mail_from, size=size, tls=tls, mx=mx,
                        try_ports=try_ports, ehlo=ehlo)
     return checker.run()
