@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import concurrent.futures
 import dataclasses
 import email.utils
 import logging
@@ -34,7 +33,6 @@ import secrets
 import shutil
 import socket
 import tempfile
-import threading
 import time
 import weakref
 from collections import deque
@@ -47,6 +45,7 @@ from .client import Endpoint, RawSession, SendPlan, submit
 from .dns import DigAnswer, LabDNS, dig
 from .httpapi import ApiResult, HttpApi, api_key, api_post
 from .journal import Journal, MessageTrace
+from .loop import LoopThread
 from .mx import MXLookup, lookup_mx, recorded_mx
 from .network import Network, Place
 from .result import LabError, SendResult
@@ -143,10 +142,8 @@ class Lab:
         self.store = MailStore(self.state_dir, durable=durable)  # durable: fsync before 250 (see store.py)
         self.relays: dict[str, relay_mod.Relay] = {}
 
-        self._loop = asyncio.new_event_loop()
-        self._loop.set_exception_handler(self._on_loop_error)
-        self._thread = threading.Thread(target=self._loop.run_forever, name="smtplab-loop", daemon=True)
-        self._thread.start()
+        self._runner = LoopThread(self._on_loop_error)
+        self._loop = self._runner.loop
         try:
             self._run(self._start(), timeout=30)
         except BaseException:
@@ -219,19 +216,15 @@ class Lab:
 
     def stop(self) -> None:
         """Stop every server and thread and free every port. Safe to call twice."""
-        if self._loop.is_closed():
+        if self._runner.closed:
             return
         self.running = False
         if Lab._current is self:
             Lab._current = None
-        if self._thread.is_alive():
-            try:
-                self._run(self._shutdown(), timeout=10)
-            except Exception as err:  # stopping must go on whatever failed
-                self.errors.append(f"during stop: {err!r}")
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(timeout=10)
-        self._loop.close()
+        try:
+            self._runner.close(self._shutdown)
+        except Exception as err:  # stopping must go on whatever failed
+            self.errors.append(f"during stop: {err!r}")
         self.store.close()
         if self._owns_state_dir:
             shutil.rmtree(self.state_dir, ignore_errors=True)
@@ -273,21 +266,10 @@ class Lab:
             raise LabError("This lab has been stopped (perhaps a newer Lab() replaced it). Use the newer lab, or make one with Lab().")
 
     def _run(self, coro: Awaitable[T], timeout: float | None = 60) -> T:
-        if threading.current_thread() is self._thread:
-            coro.close()  # type: ignore[attr-defined]
-            raise LabError("This lab method blocks; inside the lab's own loop use its async twin (await lab.asend(...)).")
-        future = asyncio.run_coroutine_threadsafe(coro, self._loop)  # type: ignore[arg-type]
-        try:
-            return future.result(timeout)
-        except concurrent.futures.TimeoutError:
-            future.cancel()
-            raise LabError(f"The lab did not finish within {timeout} s; lab.errors may say why.") from None
+        return self._runner.run(coro, timeout)
 
     async def _in_loop(self, coro: Awaitable[T]) -> T:
-        """Await `coro` on the lab's loop, from whichever loop the caller is on."""
-        if asyncio.get_running_loop() is self._loop:
-            return await coro
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self._loop))  # type: ignore[arg-type]
+        return await self._runner.in_loop(coro)
 
     # --- addresses ---------------------------------------------------------
     def endpoint(self, host: str, port: int) -> Endpoint:
