@@ -90,7 +90,7 @@ class HttpApi:
             pass
         finally:
             writer.close()
-            self.lab._record_client_session(transcript)
+            self.lab._record_session(transcript)
 
     async def handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict]:
         """One request in, (status, JSON) out. Never raises: a mistake is a 4xx that says what to fix."""

@@ -304,14 +304,14 @@ class Lab:
     def _close_server_session(self, protocol: RecordingSMTP, recorder: Recorder) -> None:
         self._connections.discard(protocol)
         transcript = recorder.transcript
-        self._recent.append(transcript)
-        self.store.save_transcript(transcript)
+        self._record_session(transcript)
         waiter = self._waiters.pop(transcript.peer, None) or self._waiters.pop(
             self.network.client_of(transcript.peer) or "", None)
         if waiter is not None and not waiter.done():
             waiter.set_result(transcript)
 
-    def _record_client_session(self, transcript: Transcript) -> None:
+    def _record_session(self, transcript: Transcript) -> None:
+        """Keep a finished session: in memory for lab.transcripts(), on disk for everyone else."""
         self._recent.append(transcript)
         self.store.save_transcript(transcript)
 
@@ -483,15 +483,13 @@ class Lab:
         result = await submit(plan, self.client_tls, source=source, on_connect=connected)
         if link is not None:
             result.wire = link.capture_for(key)
-        self._record_client_session(result.transcript)
+        self._record_session(result.transcript)
         heard = any(e.kind == "line" and e.direction == "server" for e in result.transcript)
         if waiter is not None and heard:  # no greeting (a failed TLS handshake, say): no server session to wait for
             try:
                 result.server_transcript = await asyncio.wait_for(asyncio.shield(waiter), 2)
             except asyncio.TimeoutError:
                 pass
-            finally:
-                self._waiters.pop(key, None)
         self._waiters.pop(key, None)
         return result
 
@@ -732,7 +730,7 @@ class Session:
     def close(self) -> None:
         if not self._raw.closed and self._lab.running:
             self._lab._run(self._raw.close())
-        self._lab._record_client_session(self._raw.transcript)
+        self._lab._record_session(self._raw.transcript)
 
     def __enter__(self) -> "Session":
         return self
