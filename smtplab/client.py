@@ -18,6 +18,7 @@ from typing import Any, Callable
 import aiosmtplib
 from aiosmtplib.protocol import SMTPProtocol
 
+from .connections import ConnectionKey, key_of
 from .result import SendResult
 from .tls import TLSInfo, describe_tls
 from .topology import Host, Listener
@@ -85,14 +86,27 @@ class RecordingSMTPClient(aiosmtplib.SMTP):
         return response
 
 
-async def open_socket(address: str, port: int, timeout: float, source: str | None = None) -> socket.socket:
-    """A connected non-blocking TCP socket (from `source`, if given); OSError (refused, timed out) otherwise."""
+async def open_socket(address: str, port: int, timeout: float, source: str | None = None,
+                      before_connect: Callable[[ConnectionKey], None] | None = None,
+                      source_port: int = 0) -> socket.socket:
+    """A connected non-blocking TCP socket (from `source`, if given); OSError (refused, timed out) otherwise.
+
+    The socket is bound before it connects, so `before_connect` learns the connection's
+    full address pair before the server can see it (see connections.py). A `source_port`
+    may be shared with other connections to other servers, as the OS itself does.
+    """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setblocking(False)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if source_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
+        if source is None and address.startswith("127."):
+            source = "127.0.0.1"  # what the kernel would choose for a loopback peer anyway
         if source is not None:
-            sock.bind((source, 0))
+            sock.bind((source, source_port))
+            if before_connect is not None:
+                before_connect(key_of(sock.getsockname(), (address, port)))
         await asyncio.wait_for(asyncio.get_running_loop().sock_connect(sock, (address, port)), timeout)
     except BaseException:
         sock.close()
@@ -152,8 +166,31 @@ class RawSession:
         if not (in_data_before and self.recorder.annotator.in_data):
             await self.read_reply()
             if line.strip().upper() == "STARTTLS" and self._last_code() == 220:
-                await self._start_tls()
+                await self.start_tls()
         return self.transcript.entries[start:]
+
+    async def send_bytes(self, data: bytes, *, reply: bool = True) -> list[Entry]:
+        """Send `data` exactly as given (bare LF, NULs, several commands in one packet); read one reply if `reply`."""
+        if self.closed:
+            raise ConnectionError("this session is closed: open a new one")
+        start = len(self.transcript.entries)
+        self.recorder.feed("client", data)
+        self._writer.write(data)
+        await self._writer.drain()
+        if reply:
+            await self.read_reply()
+        return self.transcript.entries[start:]
+
+    def last_reply(self) -> str:
+        """The lines of the server's latest reply, joined with newlines."""
+        lines: list[str] = []
+        for entry in reversed(self.transcript.entries):
+            if entry.kind != "line":
+                continue
+            if entry.direction != "server":
+                break
+            lines.append(entry.line)
+        return "\n".join(reversed(lines))
 
     def _last_code(self) -> int | None:
         for entry in reversed(self.transcript.entries):
@@ -161,7 +198,8 @@ class RawSession:
                 return int(entry.line[:3]) if entry.line[:3].isdigit() else None
         return None
 
-    async def _start_tls(self) -> None:
+    async def start_tls(self) -> None:
+        """Begin the TLS handshake (after the server's 220 to STARTTLS)."""
         try:
             await self._writer.start_tls(self._tls_context, server_hostname=self._server_hostname)
         except (ssl.SSLError, ConnectionError) as err:
@@ -221,7 +259,7 @@ class SendPlan:
 
 
 async def submit(plan: SendPlan, tls_context: ssl.SSLContext, *, source: str | None = None,
-                 on_connect: Callable[[socket.socket], None] | None = None) -> SendResult:
+                 before_connect: Callable[[ConnectionKey], None] | None = None) -> SendResult:
     """One whole SMTP session with aiosmtplib, recorded from the client's side."""
     ep = plan.endpoint
     result = SendResult(plan.sender, plan.recipients, ep.host.name, ep.listener.port, message_id=plan.message_id)
@@ -232,7 +270,7 @@ async def submit(plan: SendPlan, tls_context: ssl.SSLContext, *, source: str | N
     rec.event("client", f"connecting to {ep.host.name} port {ep.listener.port} ({ep.address}:{ep.bound_port})",
               "Opening a TCP connection; the lab maps the logical port to the real one.")
     try:
-        sock = await open_socket(ep.address, ep.bound_port, plan.timeout, source)
+        sock = await open_socket(ep.address, ep.bound_port, plan.timeout, source, before_connect)
     except (OSError, asyncio.TimeoutError) as err:
         if isinstance(err, asyncio.TimeoutError):
             reason = f"timed out after {plan.timeout:g} s (no answer at all: a firewall may be dropping the packets)"
@@ -243,8 +281,6 @@ async def submit(plan: SendPlan, tls_context: ssl.SSLContext, *, source: str | N
         result.error = f"Could not connect to {ep.host.name} port {ep.listener.port}: {reason}"
         rec.event("client", result.error, "Nothing is listening there, or the network blocks the port.")
         return result
-    if on_connect is not None:
-        on_connect(sock)
     client = RecordingSMTPClient(rec, hostname=ep.host.name, sock=sock, use_tls=plan.tls == "implicit",
                                  start_tls=False, tls_context=tls_context, timeout=plan.timeout,
                                  local_hostname=plan.ehlo)

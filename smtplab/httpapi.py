@@ -29,13 +29,13 @@ from typing import TYPE_CHECKING, Any
 from .transcript import Entry, Transcript
 
 if TYPE_CHECKING:
-    from .lab import Lab
     from .topology import Host, Listener
+    from .world import MailWorld
 
 __all__ = ["ApiResult", "HttpApi", "MAX_BODY", "api_post"]
 
 MAX_BODY = 1024 * 1024  # bytes a request body may have
-MAX_HEADERS = 16 * 1024
+MAX_HEADERS = 16 * 1024  # bytes a request's headers may have (the stream reader's limit)
 REASONS = {200: "OK", 202: "Accepted", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
            405: "Method Not Allowed", 411: "Length Required", 413: "Content Too Large", 422: "Unprocessable Content",
            500: "Internal Server Error", 503: "Service Unavailable"}
@@ -50,12 +50,12 @@ class ApiError(Exception):
 class HttpApi:
     """The API of one host: a protocol factory for asyncio's create_server."""
 
-    def __init__(self, lab: "Lab", host: "Host", listener: "Listener") -> None:
-        self.lab, self.host, self.listener = lab, host, listener
+    def __init__(self, world: "MailWorld", host: "Host", listener: "Listener") -> None:
+        self.world, self.host, self.listener = world, host, listener
 
     def keys(self) -> dict[str, str]:
         """API key -> the user it belongs to (the lab publishes them, like its passwords)."""
-        return {api_key(u.username): u.username for u in self.lab.topology.users if u.domain in self.host.domains}
+        return {api_key(u.username): u.username for u in self.world.topology.users if u.domain in self.host.domains}
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
@@ -90,7 +90,7 @@ class HttpApi:
             pass
         finally:
             writer.close()
-            self.lab._record_session(transcript)
+            self.world.record_session(transcript)
 
     async def handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict]:
         """One request in, (status, JSON) out. Never raises: a mistake is a 4xx that says what to fix."""
@@ -102,14 +102,14 @@ class HttpApi:
             user = self._authenticate(headers)
             message, rcpts = _message(body, user)
             for rcpt in rcpts:  # as SMTP's RCPT would: a local address must be a real mailbox
-                if rcpt.rpartition("@")[2].lower() in self.host.domains and self.lab.topology.user(rcpt) is None:
+                if rcpt.rpartition("@")[2].lower() in self.host.domains and self.world.topology.user(rcpt) is None:
                     raise ApiError(422, "unknown_recipient", f"{rcpt} is not a mailbox here (SMTP would say 550 5.1.1).")
             queue_id = secrets.token_hex(5).upper()
             raw = _received(self, user, queue_id) + message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
-            self.lab._journal("received", self.host.name, queue_id, str(message["Message-ID"]), client="HTTP API",
-                              tls=True, rcpts=rcpts)
-            await self.lab._accept(self.host, message["From"].addresses[0].addr_spec, rcpts, raw, queue_id,
-                                   str(message["Message-ID"]))
+            self.world.journal("received", self.host.name, queue_id, str(message["Message-ID"]), client="HTTP API",
+                               tls=True, rcpts=rcpts)
+            await self.world.accept(self.host, message["From"].addresses[0].addr_spec, rcpts, raw, queue_id,
+                                    str(message["Message-ID"]))
             return 202, {"id": str(message["Message-ID"]), "queue_id": queue_id, "accepted": rcpts}
         except ApiError as err:
             return err.status, {"error": err.error, "detail": err.detail}

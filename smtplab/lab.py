@@ -29,25 +29,25 @@ import dataclasses
 import email.utils
 import logging
 import random
-import secrets
 import shutil
 import socket
 import tempfile
-import time
 import weakref
-from collections import deque
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, Awaitable, Sequence, TypeVar
 
 from . import relay as relay_mod
-from .client import Endpoint, RawSession, SendPlan, submit
+from .addresses import AddressBook
+from .client import Endpoint, RawSession, SendPlan, open_socket, submit
+from .connections import ConnectionKey, Watch
 from .dns import DigAnswer, LabDNS, dig
-from .httpapi import ApiResult, HttpApi, api_key, api_post
-from .journal import Journal, MessageTrace
+from .httpapi import MAX_HEADERS, ApiResult, HttpApi, api_key, api_post
+from .journal import MessageTrace
 from .loop import LoopThread
 from .mx import MXLookup, lookup_mx, recorded_mx
 from .network import Network, Place
+from .postoffice import Fault, PostOffice
 from .result import LabError, SendResult
 from .server import HostPolicy, RecordingSMTP
 from .store import MailStore
@@ -68,31 +68,7 @@ _mail_log.addFilter(lambda record: "login_data is deprecated" not in record.getM
 _mail_log.propagate = False
 
 DEFAULT_EHLO = "client.lab"
-RECENT_TRANSCRIPTS = 500
-MAX_HEADERS_BYTES = 16 * 1024  # an HTTP API request's headers
-
-
-@dataclasses.dataclass
-class Fault:
-    """A reply planted on a host (scenario ``faults`` or :meth:`Lab.fault`)."""
-
-    command: str  # MAIL, RCPT or DATA
-    reply: str
-    times: int  # how many more times it answers
-    greylist: bool = False  # once per (client, sender, recipient), like real greylisting
-    seen: set[tuple[str, ...]] = dataclasses.field(default_factory=set)
-
-
-def _loopback_aliases_work(addresses: Sequence[str]) -> bool:
-    for address in addresses:
-        probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            probe.bind((address, 0))
-        except OSError:
-            return False
-        finally:
-            probe.close()
-    return True
+SERVER_VIEW_WAIT = 2.0  # seconds a send waits for the server to report the session it just ended
 
 
 class Lab:
@@ -106,21 +82,13 @@ class Lab:
                  seed: int | None = None, retry: Sequence[float] | None = None,
                  latency_ms: float | None = None) -> None:
         self.topology = load_scenario(scenario)
-        self.network = Network({n["name"]: Place.from_dict(n) for n in self.topology.networks})
-        if latency_ms:
-            self.network.places["student"] = dataclasses.replace(self.network.places["student"], delay=latency_ms / 1000)
         self.rng = random.Random(seed)  # equal-preference MX order: seed it for reproducible notebooks
         self.retry_delays = tuple(retry) if retry is not None else self.topology.retry
-        self.journal = Journal()
-        self._sent: dict[tuple[str, str], deque[float]] = {}  # (host, user) -> when each message went: quotas
-        self._faults: dict[str, list[Fault]] = {
-            h.name: [Fault(f.get("command", "RCPT").upper(), f["reply"], int(f.get("times", 10**9)),
-                           bool(f.get("greylist", False))) for f in h.faults]
-            for h in self.topology.hosts if h.faults}
-        wanted = [h.address for h in self.topology.hosts]
-        self.own_addresses = _loopback_aliases_work(wanted)
-        self.addresses = {h.name: (h.address if self.own_addresses else "127.0.0.1") for h in self.topology.hosts}
-        self._by_address = {addr: name for name, addr in self.addresses.items()} if self.own_addresses else {}
+        self.address_book = AddressBook(self.topology)
+        self.own_addresses = self.address_book.own_addresses
+        self.addresses = self.address_book.addresses
+        self.endpoints = self.address_book.endpoints  # SMTP listeners
+        self.services = self.address_book.services  # other services (the HTTP sending API)
         self.dns = LabDNS(self.topology, self.addresses)  # before anything is made: it checks the zone text
         if replace and Lab._current is not None:
             Lab._current.stop()
@@ -128,19 +96,20 @@ class Lab:
         self.state_dir = Path(tempfile.mkdtemp(prefix="smtplab-")) if state_dir is None else Path(state_dir).resolve()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.running = False
-        self.errors: deque[str] = deque(maxlen=100)  # what went wrong inside the loop, kept quiet
-        self._recent: deque[Transcript] = deque(maxlen=RECENT_TRANSCRIPTS)
-        self._waiters: dict[str, asyncio.Future[Transcript]] = {}
-        self._connections: set[RecordingSMTP] = set()
         self._servers: dict[str, list[asyncio.base_events.Server]] = {}  # host -> its listening servers
-        self.endpoints: dict[tuple[str, int], Endpoint] = {}  # SMTP listeners
-        self.services: dict[tuple[str, int], Endpoint] = {}  # other services (the HTTP sending API)
 
         self.ca = LabCA(self.state_dir / "tls", [h.name for h in self.topology.hosts],
                         {h.name: h.certificate for h in self.topology.hosts if h.certificate})
         self.client_tls = self.ca.client_context()
         self.store = MailStore(self.state_dir, durable=durable)  # durable: fsync before 250 (see store.py)
-        self.relays: dict[str, relay_mod.Relay] = {}
+        self.post = PostOffice(self.topology, self.store, self.address_book, self.state_dir, send=self._send,
+                               dns=self.dns, retry_delays=self.retry_delays, rng=self.rng)
+        self.journal = self.post.journal_log
+        self.errors = self.post.errors  # what went wrong inside the loop, kept quiet
+        self.relays = self.post.relays
+        self.network = Network({n["name"]: Place.from_dict(n) for n in self.topology.networks}, self.post.connections)
+        if latency_ms:
+            self.network.places["student"] = dataclasses.replace(self.network.places["student"], delay=latency_ms / 1000)
 
         self._runner = LoopThread(self._on_loop_error)
         self._loop = self._runner.loop
@@ -159,7 +128,7 @@ class Lab:
         await self.dns.start()
         for host in self.topology.hosts:
             await self._start_host(host)
-            self.relays[host.name] = relay_mod.Relay(self, host)
+            self.relays[host.name] = relay_mod.Relay(self.post, host)
         for relay in self.relays.values():
             relay.resume()
 
@@ -186,21 +155,21 @@ class Lab:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.addresses[host.name], known.bound_port if known else 0))
-        api = HttpApi(self, host, listener)
+        api = HttpApi(self.post, host, listener)
         server = await asyncio.start_server(api.serve, sock=sock, ssl=self.ca.server_context(host.name),
-                                            limit=MAX_HEADERS_BYTES)
+                                            limit=MAX_HEADERS)
         self.services[(host.name, 443)] = Endpoint(host, listener, *sock.getsockname()[:2])
         return server
 
     async def _stop_host(self, name: str) -> None:
         for server in self._servers.pop(name, []):
             server.close()
-        for conn in list(self._connections):  # a host that goes down ends the sessions it had too
-            if conn.policy.host.name == name:
+        for conn in list(self.post.connections.live.values()):  # a host that goes down ends its sessions too
+            if isinstance(conn, RecordingSMTP) and conn.policy.host.name == name:
                 conn.stop_politely()
 
     def _protocol_factory(self, host: Host, listener: Listener) -> Any:
-        policy = HostPolicy(self, host, listener)
+        policy = HostPolicy(self.post, host, listener)
         tls_context = self.ca.server_context(host.name) if listener.tls == "starttls" else None
 
         def make() -> RecordingSMTP:
@@ -224,7 +193,7 @@ class Lab:
         try:
             self._runner.close(self._shutdown)
         except Exception as err:  # stopping must go on whatever failed
-            self.errors.append(f"during stop: {err!r}")
+            self.errors.report("stop", f"during stop: {err!r}")
         self.store.close()
         if self._owns_state_dir:
             shutil.rmtree(self.state_dir, ignore_errors=True)
@@ -235,8 +204,8 @@ class Lab:
         servers = [server for group in self._servers.values() for server in group]
         for server in servers:
             server.close()
-        for conn in list(self._connections):
-            if conn.transport is not None:
+        for conn in list(self.post.connections.live.values()):
+            if getattr(conn, "transport", None) is not None:
                 conn.transport.close()
         await self.dns.stop()
         await self.network.stop()
@@ -258,7 +227,7 @@ class Lab:
         self.stop()
 
     def _on_loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-        self.errors.append(str(context.get("exception") or context.get("message")))
+        self.errors.report("loop", str(context.get("exception") or context.get("message")))
 
     # --- running coroutines on the lab's loop -------------------------------
     def _check_running(self) -> None:
@@ -274,104 +243,15 @@ class Lab:
     # --- addresses ---------------------------------------------------------
     def endpoint(self, host: str, port: int) -> Endpoint:
         """Where logical `host`:`port` is really served; a clear LabError if the lab has no such listener."""
-        name = host.lower().rstrip(".")
-        found = self.endpoints.get((name, port)) or self.services.get((name, port))
-        if found is not None:
-            return found
-        known = self.topology.host(name)
-        if known is None:
-            hosts = ", ".join(h.name for h in self.topology.hosts)
-            raise LabError(f"There is no host called {host!r} in this lab. Its hosts are: {hosts}.")
-        ports = ", ".join(f"{lst.port} ({lst.role})" for lst in known.listeners)
-        raise LabError(f"{name} has no listener on port {port}. It listens on: {ports}.")
+        return self.address_book.endpoint(host, port)
 
     def endpoint_at(self, address: str, port: int, name: str = "") -> Endpoint | None:
         """The lab listener at a DNS answer's `address` (or, where hosts share 127.0.0.1, named `name`)."""
-        host = self._by_address.get(address) if self.own_addresses else (name.lower() if address == "127.0.0.1" else None)
-        return self.endpoints.get((host, port)) if host else None
+        return self.address_book.endpoint_at(address, port, name)
 
     def reverse_name(self, address: str) -> str:
         """What a PTR lookup would say about a lab address (for Received headers)."""
-        return self._by_address.get(address, "localhost")
-
-    # --- sessions the servers report -----------------------------------------
-    def _open_server_session(self, protocol: RecordingSMTP, peer: Any) -> Recorder:
-        self._connections.add(protocol)
-        peer_text = f"{peer[0]}:{peer[1]}" if peer else "?"
-        transcript = Transcript(protocol.policy.host.name, "server", port=protocol.policy.listener.port, peer=peer_text)
-        return Recorder(transcript)
-
-    def _close_server_session(self, protocol: RecordingSMTP, recorder: Recorder) -> None:
-        self._connections.discard(protocol)
-        transcript = recorder.transcript
-        self._record_session(transcript)
-        waiter = self._waiters.pop(transcript.peer, None) or self._waiters.pop(
-            self.network.client_of(transcript.peer) or "", None)
-        if waiter is not None and not waiter.done():
-            waiter.set_result(transcript)
-
-    def _record_session(self, transcript: Transcript) -> None:
-        """Keep a finished session: in memory for lab.transcripts(), on disk for everyone else."""
-        self._recent.append(transcript)
-        self.store.save_transcript(transcript)
-
-    # --- what happens to an accepted message ----------------------------------
-    async def _accept(self, host: Host, mail_from: str, rcpts: list[str], message: bytes, queue_id: str,
-                      message_id: str = "") -> None:
-        """Deliver to local Maildirs, or queue for relaying; return only once it is safely stored."""
-        mail_from = "" if mail_from == "<>" else mail_from  # aiosmtpd hands on the null sender as "<>"
-        local = [r for r in rcpts if r.rpartition("@")[2].lower() in host.domains]
-        remote = [r for r in rcpts if r not in local]
-        loop = asyncio.get_running_loop()
-        for rcpt in local:
-            headed = f"Return-Path: <{mail_from}>\r\nDelivered-To: {rcpt}\r\n".encode() + message
-            # Off the loop: creating a file can take most of a millisecond even unsynced (seen on
-            # this project's VMs), and meanwhile the loop serves every other session.
-            await loop.run_in_executor(self.store.io, self.store.deliver, rcpt, headed)
-        if local:
-            self._journal("delivered", host.name, queue_id, message_id, rcpts=local)
-        if remote:
-            await self.relays[host.name].enqueue(mail_from, remote, message, queue_id, message_id)
-            self._journal("queued", host.name, queue_id, message_id, rcpts=remote)
-
-    async def _bounce(self, host: Host, mail_from: str, failed: dict[str, str], original: bytes) -> None:
-        """Tell the sender what could not be delivered; a bounce itself is never bounced."""
-        if not mail_from or mail_from == "<>":
-            self.errors.append(f"double bounce dropped for {', '.join(failed)} (the bounce itself failed)")
-            return
-        dsn = relay_mod.delivery_status_notification(host.name, mail_from, failed, original)
-        await self._accept(host, "", [mail_from], dsn, secrets.token_hex(5).upper())
-
-    def _journal(self, event: str, host: str, queue_id: str, message_id: str, **details: Any) -> None:
-        self.journal.add(event, host, queue_id, message_id, **details)
-
-    def _quota_left(self, host: Host, user: str) -> bool:
-        messages, seconds = host.limit or (0, 0.0)
-        sent = self._sent.setdefault((host.name, user), deque())
-        now = time.monotonic()
-        while sent and sent[0] < now - seconds:
-            sent.popleft()
-        return len(sent) < messages
-
-    def _count_sent(self, host: Host, user: str) -> None:
-        self._sent.setdefault((host.name, user), deque()).append(time.monotonic())
-
-    def _take_fault(self, host: str, command: str, key: tuple[str, ...] = ()) -> str | None:
-        """The reply a planted fault gives this command now, if any (and count it down).
-
-        A greylisting fault answers the first try of each (client, sender, recipient) `key` only,
-        as real greylisting does: a sender that comes back later gets through.
-        """
-        for fault in self._faults.get(host, ()):
-            if fault.command != command or fault.times <= 0:
-                continue
-            if fault.greylist:
-                if key in fault.seen:
-                    continue
-                fault.seen.add(key)
-            fault.times -= 1
-            return fault.reply
-        return None
+        return self.address_book.reverse_name(address)
 
     # --- the public API ------------------------------------------------------
     def send(self, sender: str, to: str | Sequence[str], subject: str = "Hello from smtplab",
@@ -448,12 +328,6 @@ class Lab:
         return SendPlan(sender, recipients, raw, endpoint, tls, credentials, ehlo, timeout,
                         str(msg["Message-ID"] or "") if msg is not None else "", network=network, tap=tap)
 
-    async def _deliver_once(self, client: Host, endpoint: Endpoint, sender: str, rcpts: list[str],
-                            raw: bytes) -> SendResult:
-        """One relay attempt from `client` to a next hop: STARTTLS when offered, no login."""
-        plan = SendPlan(sender, rcpts, raw, endpoint, "opportunistic", None, client.name, 30.0, "", client.name)
-        return await self._send(plan)
-
     def _credentials(self, sender: str, login: Any, listener: Listener) -> tuple[str, str] | None:
         if login is False or (login is None and listener.auth == "none"):
             return None
@@ -468,54 +342,68 @@ class Lab:
 
     async def _send(self, plan: SendPlan) -> SendResult:
         source = self.addresses.get(plan.client) if self.own_addresses else None
-        key = ""
-        waiter: asyncio.Future[Transcript] | None = None
+        connections = self.post.connections
+        key: ConnectionKey | None = None
+        watch: Watch | None = None
 
-        def connected(sock: socket.socket) -> None:  # before any SMTP: the server's session cannot end first
-            nonlocal key, waiter
-            local = sock.getsockname()
-            key = f"{local[0]}:{local[1]}"
-            waiter = self._waiters[key] = self._loop.create_future()
+        def watch_it(connection: ConnectionKey) -> None:  # before the SYN: the server cannot see it first
+            nonlocal key, watch
+            key, watch = connection, connections.watch(connection)
 
         routed, link = await self.network.route(plan.client or plan.network, plan.endpoint, force=plan.tap)
         if link is not None:
             plan = dataclasses.replace(plan, endpoint=routed)
-        result = await submit(plan, self.client_tls, source=source, on_connect=connected)
-        if link is not None:
-            result.wire = link.capture_for(key)
-        self._record_session(result.transcript)
-        heard = any(e.kind == "line" and e.direction == "server" for e in result.transcript)
-        if waiter is not None and heard:  # no greeting (a failed TLS handshake, say): no server session to wait for
-            try:
-                result.server_transcript = await asyncio.wait_for(asyncio.shield(waiter), 2)
-            except asyncio.TimeoutError:
-                pass
-        self._waiters.pop(key, None)
+        try:
+            result = await submit(plan, self.client_tls, source=source, before_connect=watch_it)
+            self.post.record_session(result.transcript)
+            if watch is not None:
+                result.wire = watch.capture
+                result.server_transcript = await _server_view(watch, result.transcript)
+        finally:
+            if key is not None:
+                connections.unwatch(key)
         return result
 
     def session(self, server: str = "smtp.example.org", port: int = 587, *, timeout: float = 3.0,
-                network: str = "student") -> "Session":
-        """Open a hand-typed session (like telnet or ``openssl s_client``) with a lab listener."""
+                network: str = "student", source_port: int = 0) -> "Session":
+        """Open a hand-typed session (like telnet or ``openssl s_client``) with a lab listener.
+
+        ``source_port`` fixes the client's own port: two sessions to two servers may share one,
+        since a connection is known by both ends' addresses (the OS reuses ports the same way).
+        """
         self._check_running()
         endpoint = self.endpoint(server, port)
         if network not in self.network.places:
             raise LabError(f"There is no network {network!r} in this lab; places: {', '.join(self.network.places)}.")
-        return Session(self, self._run(self._open_session(endpoint, timeout, network), timeout=timeout + 5))
+        raw, watch = self._run(self._open_session(endpoint, timeout, network, source_port), timeout=timeout + 5)
+        return Session(self, raw, watch)
 
-    async def _open_session(self, ep: Endpoint, timeout: float, network: str = "student") -> RawSession:
+    async def _open_session(self, ep: Endpoint, timeout: float, network: str = "student",
+                            source_port: int = 0) -> tuple[RawSession, Watch]:
         ep, _ = await self.network.route(network, ep)
         transcript = Transcript(ep.host.name, "client", port=ep.listener.port, peer=f"{ep.address}:{ep.bound_port}")
         rec = Recorder(transcript)
         implicit = ep.listener.tls == "implicit"
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(
-            ep.address, ep.bound_port, ssl=self.client_tls if implicit else None,
-            server_hostname=ep.host.name if implicit else None), timeout)
+        connections = self.post.connections
+        watched: list[tuple[ConnectionKey, Watch]] = []
+        sock = await open_socket(ep.address, ep.bound_port, timeout,
+                                 before_connect=lambda key: watched.append((key, connections.watch(key))),
+                                 source_port=source_port)
+        key, watch = watched[0]
+        try:
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(
+                sock=sock, ssl=self.client_tls if implicit else None,
+                server_hostname=ep.host.name if implicit else None), timeout)
+        except BaseException:
+            sock.close()
+            connections.unwatch(key)
+            raise
         rec.event("client", f"connected to {ep.host.name} port {ep.listener.port}", "")
         if implicit:
             rec.tls = True
         raw = RawSession(rec, reader, writer, ep.host.name, self.client_tls, reply_timeout=timeout)
         await raw.read_reply()  # the greeting
-        return raw
+        return raw, watch
 
     def inbox(self, address: str) -> list[EmailMessage]:
         """The messages delivered to `address`, oldest first, as :class:`email.message.EmailMessage`."""
@@ -523,7 +411,7 @@ class Lab:
 
     def transcripts(self, host: str | None = None, view: str | None = None) -> list[Transcript]:
         """The lab's recent sessions (newest last), optionally only one host's or one view."""
-        return [t for t in self._recent if host in (None, t.host) and view in (None, t.view)]
+        return [t for t in self.post.recent if host in (None, t.host) and view in (None, t.view)]
 
     def flush(self) -> None:
         """Wait until every finished session's transcript file is written."""
@@ -553,7 +441,7 @@ class Lab:
 
     async def alookup_mx(self, domain: str, *, online: bool = False) -> MXLookup:
         if not online:
-            return await self._in_loop(lookup_mx(domain, self.dns.address, self.dns.port, rng=self.rng))
+            return await self._in_loop(self.post.lookup_mx(domain))
         found = await self._in_loop(lookup_mx(domain, None, rng=self.rng, lifetime=3.0, source="public DNS"))
         if found.ok or found.permanent:
             return found
@@ -585,9 +473,6 @@ class Lab:
         if host.name not in self._servers:
             self._run(self._start_host(host))
 
-    def host_is_up(self, name: str) -> bool:
-        return name.lower() in self._servers
-
     def fault(self, host: str, reply: str, *, command: str = "RCPT", times: int = 1, greylist: bool = False) -> None:
         """Make `host` answer `command` (MAIL, RCPT or DATA) with `reply` the next `times` times.
 
@@ -604,8 +489,7 @@ class Lab:
             raise LabError(f"reply={reply!r}: a fault is a 4xx or 5xx reply, like '451 4.7.1 Try again later'.")
         if greylist and command.upper() != "RCPT":
             raise LabError("greylist=True works on RCPT: greylisting looks at who sends to whom.")
-        self._faults.setdefault(host.lower(), []).append(
-            Fault(command.upper(), reply, 10**9 if greylist else times, greylist))
+        self.post.add_fault(host.lower(), Fault(command.upper(), reply, 10**9 if greylist else times, greylist))
 
     def queue(self, host: str = "smtp.example.org") -> list[relay_mod.QueuedMessage]:
         """What waits in `host`'s outbound queue now."""
@@ -705,20 +589,54 @@ class Lab:
                 f"<th>role</th><th>TLS</th><th>AUTH</th><th>really at</th></tr></thead><tbody>{rows}</tbody></table>")
 
 
-class Session:
-    """A hand-typed SMTP session with a lab server, driven from plain (non-async) code."""
+async def _server_view(watch: Watch, transcript: Transcript, wait: float = SERVER_VIEW_WAIT) -> Transcript | None:
+    """The server's transcript of the session the client just ended (None if no server ever answered)."""
+    heard = any(e.kind == "line" and e.direction == "server" for e in transcript)
+    if not heard and not watch.server_view.done():  # no greeting (a failed TLS handshake, say): nobody to wait for
+        return None
+    try:
+        return await asyncio.wait_for(asyncio.shield(watch.server_view), wait)
+    except asyncio.TimeoutError:
+        return None
 
-    def __init__(self, lab: Lab, raw: RawSession) -> None:
+
+class Session:
+    """A hand-typed SMTP session with a lab server, driven from plain (non-async) code.
+
+    Lines go out exactly as given (``session.send("EHLO me")``), so it is also the way for
+    a test or a notebook to send something no mail program would; after :meth:`close`,
+    :attr:`server_transcript` is the server's own record of this very connection.
+    """
+
+    def __init__(self, lab: Lab, raw: RawSession, watch: Watch) -> None:
         self._lab = lab
         self._raw = raw
+        self._watch = watch
+        self._server_transcript: Transcript | None = None
+        self._kept = False  # close() has recorded it
 
     @property
     def transcript(self) -> Transcript:
+        """The client's view, as it happens."""
         return self._raw.transcript
 
     @property
     def closed(self) -> bool:
         return self._raw.closed
+
+    @property
+    def last_reply(self) -> str:
+        """The server's latest reply, all its lines ("250-...\n250 ..."), or "" before any."""
+        return self._raw.last_reply()
+
+    @property
+    def server_transcript(self) -> Transcript | None:
+        """The server's view of this session, once it has ended (waits up to 2 s for the server to finish it)."""
+        if not self._raw.closed:
+            raise LabError("The server's view is complete only when the session ends: call session.close() first.")
+        if self._server_transcript is None and self._lab.running:
+            self._server_transcript = self._lab._run(_server_view(self._watch, self.transcript))
+        return self._server_transcript
 
     def send(self, line: str) -> list[Entry]:
         """Send one line as typed; returns the new transcript entries (the line and the reply)."""
@@ -727,10 +645,35 @@ class Session:
             raise LabError("This session is closed; open another with lab.session(...).")
         return self._lab._run(self._raw.send(line))
 
+    def send_bytes(self, data: bytes, *, reply: bool = True) -> list[Entry]:
+        """Send raw bytes (no CRLF added: bare LF, NULs, several commands at once); read one reply if `reply`."""
+        self._lab._check_running()
+        if self._raw.closed:
+            raise LabError("This session is closed; open another with lab.session(...).")
+        return self._lab._run(self._raw.send_bytes(data, reply=reply))
+
+    def starttls(self) -> list[Entry]:
+        """Do the TLS handshake now (``send("STARTTLS")`` does it by itself after a 220)."""
+        self._lab._check_running()
+        start = len(self.transcript.entries)
+        self._lab._run(self._raw.start_tls())
+        return self.transcript.entries[start:]
+
+    def reply(self) -> list[Entry]:
+        """Read one more reply (after pipelined commands, say)."""
+        self._lab._check_running()
+        return self._lab._run(self._raw.read_reply())
+
     def close(self) -> None:
-        if not self._raw.closed and self._lab.running:
+        """Hang up (without QUIT, if it was not sent) and keep both views of the session."""
+        if self._kept or not self._lab.running:
+            return
+        self._kept = True
+        if not self._raw.closed:
             self._lab._run(self._raw.close())
-        self._lab._record_session(self._raw.transcript)
+        self._lab.post.record_session(self._raw.transcript)
+        self._server_transcript = self._lab._run(_server_view(self._watch, self.transcript))
+        self._lab.post.connections.unwatch(self._watch.key)
 
     def __enter__(self) -> "Session":
         return self

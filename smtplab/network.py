@@ -27,10 +27,10 @@ import socket
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
-if TYPE_CHECKING:
-    from .client import Endpoint
+from .client import Endpoint
+from .connections import ConnectionKey, Connections, key_of
 
 __all__ = ["Capture", "Link", "LinkSettings", "Network", "Place", "StripStartTLS", "WireRecord"]
 
@@ -181,17 +181,17 @@ class Link:
     """A TCP relay from one place to one lab listener, with a network's properties."""
 
     def __init__(self, place: str, server: str, port: int, target: tuple[str, int], settings: LinkSettings,
-                 middlebox: Callable[[], Middlebox] | None = None, bind_address: str = "127.0.0.1") -> None:
+                 middlebox: Callable[[], Middlebox] | None = None, bind_address: str = "127.0.0.1",
+                 connections: Connections | None = None) -> None:
         self.place, self.server, self.port = place, server, port
+        self.connections = connections if connections is not None else Connections()
         self.target = target
         self.settings = settings
         self.middlebox = middlebox
         self.bind_address = bind_address
         self.address = bind_address
         self.bound_port = 0
-        self.captures: deque[Capture] = deque(maxlen=50)
-        self._by_peer: dict[str, Capture] = {}
-        self.client_of: dict[str, str] = {}  # the link's own upstream address -> the client it carries
+        self.captures: deque[Capture] = deque(maxlen=50)  # the latest connections' bytes, for a look afterwards
         self._server: asyncio.base_events.Server | None = None
         self._blocker: socket.socket | None = None
         self._held: list[socket.socket] = []
@@ -234,30 +234,41 @@ class Link:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    def capture_for(self, client_address: str) -> Capture | None:
-        """The capture of the connection that came from `client_address` ("ip:port")."""
-        return self._by_peer.get(client_address)
-
     # --- one connection ------------------------------------------------------
     async def _serve(self, client: "_Accepted") -> None:
         loop = asyncio.get_running_loop()
         peer = client.transport.get_extra_info("peername")
+        carried = key_of(peer, client.transport.get_extra_info("sockname"))
         capture = Capture(self.place, self.server, self.port)
         self.captures.append(capture)
-        self._by_peer[f"{peer[0]}:{peer[1]}"] = capture
-        if len(self._by_peer) > 200:
-            self._by_peer.pop(next(iter(self._by_peer)))
         start = time.perf_counter()
+        # From the client's own loopback address: the server sees who really connects. Bound
+        # first, so the server's side knows whom this leg carries before it can accept it.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        sock.setblocking(False)
+        upstream: ConnectionKey | None = None
         try:
-            # From the client's own loopback address: the server sees who really connects.
-            upstream_reader, upstream_writer = await asyncio.open_connection(*self.target, local_addr=(peer[0], 0))
-        except OSError:
+            sock.bind((peer[0], 0))
+            upstream = key_of(sock.getsockname(), self.target)
+            self.connections.carry(upstream, carried, capture)
+            await loop.sock_connect(sock, self.target)
+            upstream_reader, upstream_writer = await asyncio.open_connection(sock=sock)
+        except BaseException as err:  # refused, or the link stopped while connecting
+            sock.close()
+            if upstream is not None:
+                self.connections.release(upstream)
             client.transport.abort()
-            return
-        upstream = upstream_writer.get_extra_info("sockname")
-        self.client_of[f"{upstream[0]}:{upstream[1]}"] = f"{peer[0]}:{peer[1]}"
-        if len(self.client_of) > 200:
-            self.client_of.pop(next(iter(self.client_of)))
+            if isinstance(err, OSError):
+                return
+            raise
+        try:
+            await self._relay(client, upstream_reader, upstream_writer, capture, start)
+        finally:
+            self.connections.release(upstream)
+
+    async def _relay(self, client: "_Accepted", upstream_reader: asyncio.StreamReader,
+                     upstream_writer: asyncio.StreamWriter, capture: Capture, start: float) -> None:
+        loop = asyncio.get_running_loop()
         middlebox = self.middlebox() if self.middlebox is not None else None  # one per connection: it has state
         up_task = loop.create_task(self._pump("client", client.reader, upstream_writer, capture, start, middlebox))
         down_task = loop.create_task(self._pump("server", upstream_reader, client.writer, capture, start, middlebox))
@@ -352,17 +363,16 @@ class Place:
 class Network:
     """Every place and the links made from them, for one lab (lives on the lab's loop)."""
 
-    def __init__(self, places: dict[str, Place]) -> None:
+    def __init__(self, places: dict[str, Place], connections: Connections | None = None) -> None:
         self.places = {"student": Place("student", "wherever the notebook or terminal runs: no limits"), **places}
+        self.connections = connections if connections is not None else Connections()
         self.links: dict[tuple[str, str, int], Link] = {}
 
     def place(self, name: str) -> Place:
         return self.places.get(name) or Place(name)  # a lab host relaying is a place with no limits
 
-    async def route(self, place: str, endpoint: "Endpoint", force: bool = False) -> tuple["Endpoint", Link | None]:
+    async def route(self, place: str, endpoint: Endpoint, force: bool = False) -> tuple[Endpoint, Link | None]:
         """Where a client at `place` must connect to reach `endpoint`: the endpoint itself, or a link to it."""
-        from .client import Endpoint  # (a cycle at import time otherwise)
-
         where = self.place(place)
         settings = where.link_settings(endpoint.listener.port)
         middlebox = ATTACKS.get(where.attack)
@@ -375,18 +385,10 @@ class Network:
             if link is not None:
                 await link.stop()
             link = Link(place, endpoint.host.name, endpoint.listener.port, (endpoint.address, endpoint.bound_port),
-                        settings, middlebox)
+                        settings, middlebox, connections=self.connections)
             await link.start()
             self.links[key] = link
         return Endpoint(endpoint.host, endpoint.listener, link.address, link.bound_port), link
-
-    def client_of(self, upstream: str) -> str | None:
-        """Which client connection a server's peer address stands for, when it came through a link."""
-        for link in self.links.values():
-            found = link.client_of.get(upstream)
-            if found is not None:
-                return found
-        return None
 
     async def stop(self) -> None:
         for link in self.links.values():

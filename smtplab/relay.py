@@ -33,7 +33,7 @@ from .topology import Host
 
 if TYPE_CHECKING:
     from .client import Endpoint
-    from .lab import Lab
+    from .world import MailWorld
 
 __all__ = ["Relay", "delivery_status_notification"]
 
@@ -51,10 +51,10 @@ class QueuedMessage:
 class Relay:
     """One host's queue and delivery workers."""
 
-    def __init__(self, lab: "Lab", host: Host) -> None:
-        self.lab = lab
+    def __init__(self, world: "MailWorld", host: Host) -> None:
+        self.world = world
         self.host = host
-        self.directory = lab.state_dir / "queue" / host.name
+        self.directory = world.state_dir / "queue" / host.name
         self.tasks: dict[str, asyncio.Task[None]] = {}
 
     @property
@@ -72,7 +72,7 @@ class Relay:
     def _write(self, item: QueuedMessage, message: bytes | None) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         envelope, body = self._paths(item.queue_id)
-        sync = self.lab.store.durable
+        sync = self.world.store.durable
         if message is not None:
             _write_atomically(body, message, sync)
         _write_atomically(envelope, json.dumps(asdict(item)).encode(), sync)  # last: it marks the item complete
@@ -81,7 +81,7 @@ class Relay:
                       message_id: str = "") -> None:
         """Store the message safely, then start delivering it. Returns once it is on disk."""
         item = QueuedMessage(queue_id, mail_from, rcpts, message_id=message_id)
-        await asyncio.get_running_loop().run_in_executor(self.lab.store.io, self._write, item, message)
+        await asyncio.get_running_loop().run_in_executor(self.world.store.io, self._write, item, message)
         self._start(item)
 
     def resume(self) -> None:
@@ -90,7 +90,7 @@ class Relay:
             try:
                 self._start(QueuedMessage(**json.loads(envelope.read_text())))
             except (ValueError, TypeError) as err:
-                self.lab.errors.append(f"unreadable queue file {envelope}: {err}")
+                self.world.report("queue", f"unreadable queue file {envelope}: {err}")
 
     def _start(self, item: QueuedMessage) -> None:
         task = asyncio.get_running_loop().create_task(self._deliver(item), name=f"relay {item.queue_id}")
@@ -109,12 +109,12 @@ class Relay:
         except asyncio.CancelledError:
             raise
         except Exception as err:  # a bug must not lose mail: the item stays queued for the next lab
-            self.lab.errors.append(f"relay of {item.queue_id} stopped by {err!r}; it stays in {self.directory}")
+            self.world.report("relay", f"relay of {item.queue_id} stopped by {err!r}; it stays in {self.directory}")
 
     async def _deliver_item(self, item: QueuedMessage) -> None:
         envelope, body = self._paths(item.queue_id)
-        message = await asyncio.get_running_loop().run_in_executor(self.lab.store.io, body.read_bytes)
-        delays = self.lab.retry_delays
+        message = await asyncio.get_running_loop().run_in_executor(self.world.store.io, body.read_bytes)
+        delays = self.world.retry_delays
         while item.rcpts:
             failed: dict[str, str] = {}
             later: dict[str, str] = {}
@@ -128,13 +128,13 @@ class Relay:
                 failed.update({r: f"{why} (gave up after {item.attempts} tries)" for r, why in later.items()})
                 later = {}
             if failed:
-                self.lab._journal("bounced", self.host.name, item.queue_id, item.message_id, rcpts=list(failed))
-                await self.lab._bounce(self.host, item.mail_from, failed, message)
+                self.world.journal("bounced", self.host.name, item.queue_id, item.message_id, rcpts=list(failed))
+                await self.world.bounce(self.host, item.mail_from, failed, message)
             item.rcpts = list(later)
             if later:
                 wait = delays[item.attempts - 1]
                 item.history.append(f"try {item.attempts}: " + "; ".join(f"{r}: {why}" for r, why in later.items()))
-                self.lab._journal("deferred", self.host.name, item.queue_id, item.message_id, rcpts=list(later),
+                self.world.journal("deferred", self.host.name, item.queue_id, item.message_id, rcpts=list(later),
                                   why=list(later.values())[0], retry_in=wait)
                 self._write(item, None)
                 await asyncio.sleep(wait)
@@ -153,9 +153,9 @@ class Relay:
         why = "no next hop answered"
         for endpoint in hops:
             started = time.time()
-            result = await self.lab._deliver_once(self.host, endpoint, item.mail_from, pending, message)
+            result = await self.world.deliver_once(self.host, endpoint, item.mail_from, pending, message)
             if result.accepted:
-                self.lab._journal("relayed", self.host.name, item.queue_id, item.message_id, started=started,
+                self.world.journal("relayed", self.host.name, item.queue_id, item.message_id, started=started,
                                   to=endpoint.host.name, tls=result.tls, rcpts=result.accepted)
             for rcpt, reply in result.refused.items():
                 if reply.startswith("5"):
@@ -172,12 +172,12 @@ class Relay:
         """The endpoints to try for `domain`, best first; or (reply, permanent) when there are none."""
         route = self.host.next_hop(domain)
         if route:
-            return [self.lab.endpoint(route, 25)]
-        lookup = await self.lab.alookup_mx(domain)
+            return [self.world.endpoint(route, 25)]
+        lookup = await self.world.lookup_mx(domain)
         if not lookup.ok:
             return lookup.reply, lookup.permanent
         hops = [ep for host in lookup.hosts for address in host.addresses
-                if (ep := self.lab.endpoint_at(address, 25, host.name)) is not None]
+                if (ep := self.world.endpoint_at(address, 25, host.name)) is not None]
         if not hops:
             return f"451 4.4.1 no MX host of {domain} is a lab host listening on port 25", False
         unique = {(ep.address, ep.bound_port): ep for ep in reversed(hops)}  # one try per endpoint

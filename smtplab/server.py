@@ -21,13 +21,14 @@ from typing import TYPE_CHECKING, Any
 
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, Session
 
+from .connections import ConnectionKey, key_of
 from .filters import apply_filters
 from .tls import describe_tls
 from .topology import Host, Listener
-from .transcript import Recorder
+from .transcript import Recorder, Transcript
 
 if TYPE_CHECKING:
-    from .lab import Lab
+    from .world import MailWorld
 
 __all__ = ["RecordingSMTP", "HostPolicy"]
 
@@ -61,6 +62,8 @@ class RecordingSMTP(SMTP):
         self._greeting_done = False
         self._quiet_enhanced = False  # EHLO/HELO replies and the greeting carry no enhanced codes
         self.recorder: Recorder | None = None
+        self.connection: ConnectionKey | None = None  # (client ip, port, server ip, port), as this side sees it
+        self.client_connection: ConnectionKey | None = None  # the client's own, when a network link carried it
         self.committing = False  # between the end of a message and the reply to it
         self._close_after_reply = False
 
@@ -68,8 +71,7 @@ class RecordingSMTP(SMTP):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         starttls_done = self.recorder is not None
         if not starttls_done:
-            peer = transport.get_extra_info("peername")
-            self.recorder = self.policy.lab._open_server_session(self, peer)
+            self.recorder = self._open_session(transport)
         else:
             leftover = len(self._reader._buffer)  # type: ignore[attr-defined]
             if leftover:  # aiosmtpd (>= 1.4.6) throws these away when TLS begins, as RFC 3207 says it must
@@ -128,8 +130,23 @@ class RecordingSMTP(SMTP):
                           "The message never ended with a lone dot, so nothing was delivered.")
             else:
                 rec.event("server", "connection closed", "")
-            self.policy.lab._close_server_session(self, rec)
+            self._close_session(rec.transcript)
         super().connection_lost(error)
+
+    def _open_session(self, transport: asyncio.BaseTransport) -> Recorder:
+        peer = transport.get_extra_info("peername")
+        world = self.policy.world
+        self.connection = key_of(peer, transport.get_extra_info("sockname"))
+        self.client_connection = world.connections.opened(self.connection, self)
+        transcript = Transcript(self.policy.host.name, "server", port=self.policy.listener.port,
+                                peer=f"{peer[0]}:{peer[1]}")
+        return Recorder(transcript)
+
+    def _close_session(self, transcript: Transcript) -> None:
+        world = self.policy.world
+        world.record_session(transcript)
+        if self.connection is not None and self.client_connection is not None:
+            world.connections.closed(self.connection, self.client_connection, transcript)
 
     # --- replies -----------------------------------------------------------
     async def push(self, status: str | bytes) -> None:
@@ -183,8 +200,8 @@ def _is_mailbox(address: str) -> bool:
 class HostPolicy:
     """The rules of one listener of one host, as an aiosmtpd handler."""
 
-    def __init__(self, lab: "Lab", host: Host, listener: Listener) -> None:
-        self.lab = lab
+    def __init__(self, world: "MailWorld", host: Host, listener: Listener) -> None:
+        self.world = world
         self.host = host
         self.listener = listener
 
@@ -205,7 +222,7 @@ class HostPolicy:
     def authenticate(self, server: SMTP, session: Session, envelope: Envelope, mechanism: str,
                      auth_data: Any) -> AuthResult:
         if isinstance(auth_data, LoginPassword):
-            user = self.lab.topology.user(auth_data.login.decode("utf-8", "replace"))
+            user = self.world.topology.user(auth_data.login.decode("utf-8", "replace"))
             if user is not None and self.host.domains and user.domain not in self.host.domains:
                 user = None  # a provider knows its own users only
             if user is not None and secrets.compare_digest(user.password.encode(), auth_data.password):
@@ -217,13 +234,13 @@ class HostPolicy:
                           mail_options: list[str]) -> str:
         if address != "<>" and not _is_mailbox(address):  # "<>" is the null sender of bounces
             return f"501 5.1.7 Bad sender address syntax: {address!r} (expected MAIL FROM:<name@domain>)"
-        fault = self.lab._take_fault(self.host.name, "MAIL")
+        fault = self.world.take_fault(self.host.name, "MAIL")
         if fault:
             return fault
         user = session.auth_data if session.authenticated else None
         if user is not None and address != "<>" and address.lower() != user.address:
             return f"553 5.7.1 <{address}>: sender address not owned by user {user.username}"
-        if user is not None and self.host.limit and not self.lab._quota_left(self.host, user.username):
+        if user is not None and self.host.limit and not self.world.quota_left(self.host, user.username):
             messages, seconds = self.host.limit
             return (f"550 5.4.5 Sending limit exceeded: {user.username} may send {messages} "
                     f"messages per {seconds:g} s here")
@@ -239,7 +256,7 @@ class HostPolicy:
         if domain in self.host.domains:
             if self.listener.auth == "required" and not session.authenticated:
                 return "530 5.7.0 Authentication required: log in before sending from this port"
-            if self.lab.topology.user(address) is None:
+            if self.world.topology.user(address) is None:
                 return f"550 5.1.1 <{address}>: no such mailbox here"
             verdict = "250 2.1.5 Recipient OK"
         elif domain in self.host.relay_domains:
@@ -250,7 +267,7 @@ class HostPolicy:
             verdict = "250 2.1.5 Recipient OK, will relay (for anyone at all: an open relay)"
         else:  # mail for someone else's domain from someone we do not know: never an open relay
             return f"554 5.7.1 <{address}>: Relay access denied"
-        fault = self.lab._take_fault(  # planted after the relay rules, as a policy would be
+        fault = self.world.take_fault(  # planted after the relay rules, as a policy would be
             self.host.name, "RCPT", (session.peer[0], envelope.mail_from or "", address.lower()))
         if fault:
             return fault
@@ -260,17 +277,17 @@ class HostPolicy:
 
     def client_host(self, session: Session) -> str:
         """Which lab host the client is: by its address where hosts have their own, else by its EHLO name."""
-        if self.lab.own_addresses:
-            return self.lab.reverse_name(session.peer[0])
+        if self.world.own_addresses:
+            return self.world.reverse_name(session.peer[0])
         return (session.host_name or "").lower()
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        fault = self.lab._take_fault(self.host.name, "DATA")
+        fault = self.world.take_fault(self.host.name, "DATA")
         if fault:
             return fault
         content = envelope.original_content
         hops = _count_received(content)
-        if hops >= self.lab.topology.max_hops:
+        if hops >= self.world.topology.max_hops:
             return f"554 5.4.6 Too many hops ({hops} Received headers): a mail loop? Not accepted"
         queue_id = secrets.token_hex(5).upper()
         message = self.received_header(server, session, envelope, queue_id) + content
@@ -283,16 +300,16 @@ class HostPolicy:
             message = outcome.message
         rcpts = list(envelope.rcpt_tos)
         message_id = _message_id(content)
-        self.lab._journal("received", self.host.name, queue_id, message_id, client=self.client_host(session),
-                          tls=session.ssl is not None, rcpts=rcpts)
+        self.world.journal("received", self.host.name, queue_id, message_id, client=self.client_host(session),
+                           tls=session.ssl is not None, rcpts=rcpts)
         if self.host.proxy_to:
             return await self._pass_on(envelope.mail_from, rcpts, message, queue_id, message_id)
         try:
-            await self.lab._accept(self.host, envelope.mail_from, rcpts, message, queue_id, message_id)
+            await self.world.accept(self.host, envelope.mail_from, rcpts, message, queue_id, message_id)
         except OSError as err:  # a full disk must not become a 250
             return f"451 4.3.0 Could not store the message, try again later ({err.strerror})"
         if session.authenticated and self.host.limit:
-            self.lab._count_sent(self.host, session.auth_data.username)
+            self.world.count_sent(self.host, session.auth_data.username)
         return f"250 2.0.0 OK: queued as {queue_id}"
 
     async def _pass_on(self, mail_from: str, rcpts: list[str], message: bytes, queue_id: str,
@@ -300,17 +317,17 @@ class HostPolicy:
         """The proxy's way: hand the message on inside this session, and answer with what came back."""
         upstream = self.host.proxy_to
         started = time.time()
-        result = await self.lab._deliver_once(self.host, self.lab.endpoint(upstream, 25), mail_from, rcpts, message)
+        result = await self.world.deliver_once(self.host, self.world.endpoint(upstream, 25), mail_from, rcpts, message)
         if not result.accepted:
             if result.refused:
                 return next(iter(result.refused.values()))
             if result.error_code:
                 return result.last_reply
             return f"451 4.4.1 {upstream} is not answering; try again later"
-        self.lab._journal("relayed", self.host.name, queue_id, message_id, started=started, to=upstream,
-                          tls=result.tls, rcpts=result.accepted)
+        self.world.journal("relayed", self.host.name, queue_id, message_id, started=started, to=upstream,
+                           tls=result.tls, rcpts=result.accepted)
         if result.refused:  # we said nothing yet, but the sender will hear 250: bounce what was refused
-            await self.lab._bounce(self.host, mail_from, result.refused, message)
+            await self.world.bounce(self.host, mail_from, result.refused, message)
         return f"250 2.0.0 OK: passed on to {upstream}, which said: {result.reply}"
 
     def received_header(self, server: SMTP, session: Session, envelope: Envelope, queue_id: str) -> bytes:
@@ -320,7 +337,7 @@ class HostPolicy:
         with_ += "S" if session.ssl is not None else ""
         with_ += "A" if session.authenticated else ""
         rcpt = f"\r\n\tfor <{envelope.rcpt_tos[0]}>" if len(envelope.rcpt_tos) == 1 else ""
-        header = (f"Received: from {session.host_name} ({self.lab.reverse_name(ip)} [{ip}])\r\n"
+        header = (f"Received: from {session.host_name} ({self.world.reverse_name(ip)} [{ip}])\r\n"
                   f"\tby {self.host.name} (smtplab) with {with_} id {queue_id}{rcpt};\r\n"
                   f"\t{email.utils.format_datetime(email.utils.localtime())}\r\n")
         return header.encode()

@@ -98,10 +98,6 @@ class Host:
         routes = dict(self.forward)
         return routes.get(domain.lower()) or routes.get("*")
 
-    def accepts_from_anyone(self, domain: str) -> bool:
-        domain = domain.lower()
-        return domain in self.domains or domain in self.relay_domains
-
 
 @dataclass(frozen=True)
 class Domain:
@@ -148,10 +144,6 @@ class Topology:
 
     def domain(self, name: str) -> Domain | None:
         return next((d for d in self.domains if d.name == name.lower()), None)
-
-    def home_host(self, domain: str) -> Host | None:
-        """The host that delivers mail for `domain` into Maildirs, if any."""
-        return next((h for h in self.hosts if domain.lower() in h.domains), None)
 
     def submission_host(self, domain: str) -> Host | None:
         """The host where users of `domain` submit mail (a host with a submission port)."""

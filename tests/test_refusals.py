@@ -5,12 +5,11 @@ from __future__ import annotations
 import smtplib
 import socket
 import ssl
-import time
 import warnings
 
 import pytest
 
-from smtplab import Lab
+from smtplab import Lab, Session
 
 from peers import smtp_to
 
@@ -75,45 +74,14 @@ def test_a_user_cannot_send_as_someone_else(lab, ca_context):
 
 # --- bad input over a raw socket -------------------------------------------------------------
 
-class Raw:
-    """A bare TCP conversation: the lab must answer whatever arrives."""
-
-    def __init__(self, lab: Lab, host: str = "smtp.example.org", port: int = 25) -> None:
-        ep = lab.endpoint(host, port)
-        self.sock = socket.create_connection((ep.address, ep.bound_port), timeout=5)
-        self.peer = "%s:%d" % self.sock.getsockname()[:2]
-        self.file = self.sock.makefile("rb")
-        self.greeting = self.reply()
-
-    def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
-    def reply(self) -> str:
-        lines = []
-        while True:
-            line = self.file.readline().decode()
-            lines.append(line.rstrip("\r\n"))
-            if len(line) < 4 or line[3] != "-":
-                return "\n".join(lines)
-
-    def command(self, data: bytes) -> str:
-        self.send(data)
-        return self.reply()
-
-    def close(self) -> None:
-        self.file.close()
-        self.sock.close()
+def raw(lab: Lab, host: str = "smtp.example.org", port: int = 25) -> Session:
+    """A bare conversation through the lab's own raw session: the lab must answer whatever arrives."""
+    return lab.session(host, port, timeout=5)
 
 
-def server_session(lab: Lab, raw: Raw):
-    """The server's transcript of `raw`'s session, once the server has closed it."""
-    deadline = time.monotonic() + 2
-    while time.monotonic() < deadline:
-        for transcript in lab.transcripts(view="server"):
-            if transcript.peer == raw.peer:
-                return transcript
-        time.sleep(0.01)
-    raise AssertionError("the server's transcript did not appear")
+def command(session: Session, data: bytes) -> str:
+    session.send_bytes(data)
+    return session.last_reply
 
 
 @pytest.mark.parametrize("bad, code", [
@@ -127,16 +95,16 @@ def server_session(lab: Lab, raw: Raw):
     (b"\r\n", "500"),
 ])
 def test_bad_input_gets_a_proper_reply_is_recorded_and_the_server_keeps_serving(lab, bad, code):
-    raw = Raw(lab)
-    assert raw.greeting.startswith("220 ")
+    session = raw(lab)
+    assert session.last_reply.startswith("220 ")
     if code != "250" and not bad.startswith((b"RCPT", b"DATA")):
-        raw.command(b"EHLO prober.example.com\r\n")
-    reply = raw.command(bad)
+        command(session, b"EHLO prober.example.com\r\n")
+    reply = command(session, bad)
     assert reply[:1] in "245" and reply.startswith(code), reply
-    assert raw.command(b"NOOP\r\n").startswith("250")
-    raw.command(b"QUIT\r\n")
-    raw.close()
-    transcript = server_session(lab, raw)
+    assert command(session, b"NOOP\r\n").startswith("250")
+    command(session, b"QUIT\r\n")
+    session.close()
+    transcript = session.server_transcript
     assert any(e.direction == "client" and e.kind == "line" for e in transcript), transcript
     assert all(isinstance(e.note, str) for e in transcript)
     if b"\x00" in bad:
@@ -146,27 +114,27 @@ def test_bad_input_gets_a_proper_reply_is_recorded_and_the_server_keeps_serving(
 
 
 def test_commands_out_of_order(lab):
-    raw = Raw(lab)
-    assert raw.command(b"MAIL FROM:<a@example.com>\r\n").startswith("503")  # before EHLO
-    raw.command(b"EHLO prober\r\n")
-    assert raw.command(b"RCPT TO:<carol@example.org>\r\n").startswith("503")  # before MAIL
-    assert raw.command(b"MAIL FROM:<a@example.com>\r\n").startswith("250")
-    assert raw.command(b"MAIL FROM:<a@example.com>\r\n").startswith("503")  # nested MAIL
-    assert raw.command(b"DATA\r\n").startswith("503")  # before RCPT
-    assert raw.command(b"QUIT\r\n").startswith("221")
-    raw.close()
+    session = raw(lab)
+    assert command(session, b"MAIL FROM:<a@example.com>\r\n").startswith("503")  # before EHLO
+    command(session, b"EHLO prober\r\n")
+    assert command(session, b"RCPT TO:<carol@example.org>\r\n").startswith("503")  # before MAIL
+    assert command(session, b"MAIL FROM:<a@example.com>\r\n").startswith("250")
+    assert command(session, b"MAIL FROM:<a@example.com>\r\n").startswith("503")  # nested MAIL
+    assert command(session, b"DATA\r\n").startswith("503")  # before RCPT
+    assert command(session, b"QUIT\r\n").startswith("221")
+    session.close()
 
 
 def test_disconnect_mid_data_delivers_nothing(lab):
     before = len(lab.inbox("carol@example.org"))
-    raw = Raw(lab)
-    raw.command(b"EHLO prober\r\n")
-    raw.command(b"MAIL FROM:<a@example.com>\r\n")
-    raw.command(b"RCPT TO:<carol@example.org>\r\n")
-    assert raw.command(b"DATA\r\n").startswith("354")
-    raw.send(b"Subject: half a message\r\n\r\nthe client vanishes before the dot\r\n")
-    raw.close()
-    transcript = server_session(lab, raw)
+    session = raw(lab)
+    command(session, b"EHLO prober\r\n")
+    command(session, b"MAIL FROM:<a@example.com>\r\n")
+    command(session, b"RCPT TO:<carol@example.org>\r\n")
+    assert command(session, b"DATA\r\n").startswith("354")
+    session.send_bytes(b"Subject: half a message\r\n\r\nthe client vanishes before the dot\r\n", reply=False)
+    session.close()
+    transcript = session.server_transcript
     assert "connection lost in the middle of DATA" in [e.line for e in transcript]
     assert len(lab.inbox("carol@example.org")) == before
     assert lab.send("alice@example.org", "carol@example.org", subject="still serving").ok
@@ -174,15 +142,15 @@ def test_disconnect_mid_data_delivers_nothing(lab):
 
 def test_overlong_line_inside_data_is_refused_and_not_delivered(lab):
     before = len(lab.inbox("carol@example.org"))
-    raw = Raw(lab)
-    raw.command(b"EHLO prober\r\n")
-    raw.command(b"MAIL FROM:<a@example.com>\r\n")
-    raw.command(b"RCPT TO:<carol@example.org>\r\n")
-    raw.command(b"DATA\r\n")
-    reply = raw.command(b"Subject: long\r\n\r\n" + b"x" * 5000 + b"\r\n.\r\n")
+    session = raw(lab)
+    command(session, b"EHLO prober\r\n")
+    command(session, b"MAIL FROM:<a@example.com>\r\n")
+    command(session, b"RCPT TO:<carol@example.org>\r\n")
+    command(session, b"DATA\r\n")
+    reply = command(session, b"Subject: long\r\n\r\n" + b"x" * 5000 + b"\r\n.\r\n")
     assert reply.startswith("500"), reply
-    assert raw.command(b"QUIT\r\n").startswith("221")
-    raw.close()
+    assert command(session, b"QUIT\r\n").startswith("221")
+    session.close()
     assert len(lab.inbox("carol@example.org")) == before
 
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import base64
-import socket
 import ssl
 import subprocess
 import time
 
 import pytest
 
-from smtplab import Lab
+from smtplab import Lab, Session
 
 from peers import need
 
@@ -83,40 +82,26 @@ def test_tls_1_1_is_refused(sec, port):
 
 # --- raw sessions -----------------------------------------------------------------------------------
 
-class Wire:
-    def __init__(self, lab: Lab, host: str, port: int) -> None:
-        ep = lab.endpoint(host, port)
-        self.sock = socket.create_connection((ep.address, ep.bound_port), timeout=5)
-        self.file = self.sock.makefile("rb")
-        self.reply()
-
-    def reply(self) -> str:
-        lines = []
-        while True:
-            line = self.file.readline().decode()
-            lines.append(line.rstrip())
-            if len(line) < 4 or line[3] != "-":
-                return "\n".join(lines)
-
-    def say(self, data: bytes) -> str:
-        self.sock.sendall(data)
-        return self.reply()
+def say(session: Session, data: bytes) -> str:
+    """Send raw bytes through the lab's raw session and return the reply's text."""
+    session.send_bytes(data)
+    return session.last_reply
 
 
 SMUGGLING = [b"\n.\n", b"\n.\r\n", b"\r\n.\n", b"\r.\r", b"\r\n.\r"]
 
 
 def smuggle(lab: Lab, host: str, port: int, rcpt: str, ending: bytes) -> str:
-    wire = Wire(lab, host, port)
-    wire.say(b"EHLO prober.example.com\r\n")
-    wire.say(b"MAIL FROM:<mallory@example.com>\r\n")
-    assert wire.say(f"RCPT TO:<{rcpt}>\r\n".encode()).startswith("250")
-    assert wire.say(b"DATA\r\n").startswith("354")
+    wire = lab.session(host, port, timeout=5)
+    say(wire, b"EHLO prober.example.com\r\n")
+    say(wire, b"MAIL FROM:<mallory@example.com>\r\n")
+    assert say(wire, f"RCPT TO:<{rcpt}>\r\n".encode()).startswith("250")
+    assert say(wire, b"DATA\r\n").startswith("354")
     payload = (b"Subject: innocent\r\n\r\nhello" + ending + b"MAIL FROM:<ceo@example.org>\r\nRCPT TO:<" +
                rcpt.encode() + b">\r\nDATA\r\nSubject: smuggled\r\n\r\nwire the money\r\n.\r\n")
-    reply = wire.say(payload)
-    wire.sock.sendall(b"QUIT\r\n")
-    wire.sock.close()
+    reply = say(wire, payload)
+    wire.send("QUIT")
+    wire.close()
     return reply
 
 
@@ -143,27 +128,29 @@ def test_smuggling_through_the_relay_still_makes_one_message(sec, ending):
 
 
 def test_commands_pipelined_after_starttls_are_discarded(sec):
-    wire = Wire(sec, "smtp.example.org", 587)
-    wire.say(b"EHLO prober\r\n")
+    wire = sec.session("smtp.example.org", 587, timeout=5)
+    say(wire, b"EHLO prober\r\n")
     # STARTTLS and, in the same packet, a command an attacker hopes runs inside the TLS session
-    assert wire.say(b"STARTTLS\r\nMAIL FROM:<mallory@example.com>\r\n").startswith("220")
-    context = ssl.create_default_context(cafile=str(sec.ca.cert_path))
-    tls = context.wrap_socket(wire.sock, server_hostname="smtp.example.org")
-    tls.sendall(b"EHLO prober\r\n")
-    first = tls.recv(4096).decode()
-    assert first.startswith("250-smtp.example.org")  # the reply to EHLO, not to the injected MAIL
-    tls.sendall(b"QUIT\r\n")
-    tls.close()
+    assert say(wire, b"STARTTLS\r\nMAIL FROM:<mallory@example.com>\r\n").startswith("220")
+    wire.starttls()
+    assert wire.transcript.entries[-1].line.startswith("TLS established"), wire.transcript.text()
+    wire.send("EHLO prober")
+    assert wire.last_reply.startswith("250-smtp.example.org")  # the reply to EHLO, not to the injected MAIL
+    wire.send("QUIT")
+    wire.close()
+    view = wire.server_transcript.text()
+    assert "bytes sent before the TLS handshake were discarded" in view, view
+    assert "mallory" not in view.split("discarded", 1)[1]  # never run as a command
 
 
 def test_the_open_relay_probe(sec):
     def probe(host: str) -> str:
-        wire = Wire(sec, host, 25)
-        wire.say(b"EHLO scanner.example.com\r\n")
-        wire.say(b"MAIL FROM:<spam@example.com>\r\n")
-        reply = wire.say(b"RCPT TO:<victim@example.com>\r\n")
-        wire.sock.close()
-        return reply
+        wire = sec.session(host, 25, timeout=5)
+        wire.send("EHLO scanner.example.com")
+        wire.send("MAIL FROM:<spam@example.com>")
+        wire.send("RCPT TO:<victim@example.com>")
+        wire.close()
+        return wire.last_reply
     assert probe("oldmail.example").startswith("250")  # the misconfigured one would relay for anyone
     for host in ("smtp.example.org", "mx1.example.net", "mx2.example.net"):
         assert probe(host).startswith("554 5.7.1")
