@@ -3,9 +3,9 @@
     smtplab serve [--json] [--state-dir DIR]   start the lab; serve until Ctrl-C or SIGTERM
     smtplab send --from A --to B ...            send one message and print its annotated transcript
 
-``serve`` writes what it prints to ``STATE_DIR/lab.json`` too, so ``send`` (and
-students' scripts) can find the running lab. Without a running lab, ``send``
-starts one for the single message.
+``serve`` publishes what it prints in ``STATE_DIR/lab.json`` too (:mod:`smtplab.statefile`),
+so ``send`` (and students' scripts) can find the running lab. Without a running lab,
+``send`` starts one for the single message.
 """
 
 from __future__ import annotations
@@ -13,27 +13,31 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
+import shlex
 import signal
-import socket
 import ssl
 import sys
 import threading
+from collections.abc import Sequence
 from email.message import EmailMessage
 from email.utils import localtime, make_msgid
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from .client import Endpoint, SendPlan, submit
 from .lab import DEFAULT_EHLO, Lab
 from .result import LabError, SendResult
+from .statefile import (
+    default_state_dir,
+    prepare_state_dir,
+    publish,
+    running_lab,
+    withdraw,
+)
 from .topology import Host, Listener, ScenarioError
+from .troubleshoot import add_commands
 
 __all__ = ["main"]
-
-
-def default_state_dir() -> Path:
-    return Path(os.environ.get("SMTPLAB_STATE_DIR") or Path.home() / ".smtplab")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -62,8 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     send.add_argument("--state-dir", type=Path, default=None, help="the state dir of a running `smtplab serve`")
     send.add_argument("--no-notes", action="store_true", help="print the bare transcript without notes")
 
-    from .troubleshoot import add_commands  # check, explain, talk, drills (issue 6)
-    add_commands(sub)
+    add_commands(sub)  # check, explain, talk, drills (issue 6)
 
     args = parser.parse_args(argv)
     try:
@@ -77,15 +80,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 # --- serve -------------------------------------------------------------------
 def _serve(args: argparse.Namespace) -> int:
-    state_dir = args.state_dir or default_state_dir()
+    state_dir = prepare_state_dir(args.state_dir or default_state_dir())
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     lab = Lab(args.scenario, state_dir=state_dir, latency_ms=args.latency_ms)
     info = lab.info()
-    lab_file = lab.state_dir / "lab.json"
-    lab_file.write_text(json.dumps(info, indent=2) + "\n")
     try:
+        publish(lab.state_dir, info)
         if args.json:
             print(json.dumps(info), flush=True)
         else:
@@ -93,7 +95,7 @@ def _serve(args: argparse.Namespace) -> int:
         while not stop.wait(0.5):
             pass
     finally:
-        lab_file.unlink(missing_ok=True)
+        withdraw(lab.state_dir, info)
         lab.stop()
     return 0
 
@@ -113,31 +115,32 @@ def _describe(info: dict[str, Any]) -> str:
              "  users: " + ", ".join(f"{u['username']}/{u['password']}" for u in info["users"])]
     sub = next((s for s in info["servers"] if s["port"] == 587), None)
     if sub:
-        rows += ["", "Try, in another terminal:",
-                 f"  swaks --server {sub['address']}:{sub['bound_port']} --tls --tls-ca-path {info['ca_cert']} --tls-sni smtp.example.org "
-                 f"--tls-verify --auth --auth-user alice --auth-password wonderland "
-                 f"--from alice@example.org --to carol@example.org",
-                 f"  openssl s_client -starttls smtp -connect {sub['address']}:{sub['bound_port']} "
-                 f"-servername smtp.example.org -CAfile {info['ca_cert']}",
-                 f"  dig @{dns['address']} -p {dns['port']} example.net MX"]
+        rows += ["", "Try, in another terminal:", *(f"  {shlex.join(c)}" for c in _try_commands(info, sub))]
     return "\n".join(rows)
 
 
+def _try_commands(info: dict[str, Any], sub: dict[str, Any]) -> list[list[str]]:
+    """swaks, openssl s_client and dig against the lab, as argument lists (printed with shlex.join).
+
+    ``-quiet -crlf`` make s_client usable for a whole typed session: without -quiet
+    it takes a line starting with R (``RCPT TO:``) as "renegotiate" and one starting
+    with Q as "quit"; without -crlf it ends lines with a bare LF, and the server never
+    sees the "." that ends DATA. Paths are quoted: a state dir may have a space.
+    """
+    where, ca, dns = f"{sub['address']}:{sub['bound_port']}", info["ca_cert"], info["dns"]
+    return [
+        ["swaks", "--server", where, "--tls", "--tls-ca-path", ca, "--tls-sni", sub["host"], "--tls-verify",
+         "--auth", "--auth-user", "alice", "--auth-password", "wonderland",
+         "--from", "alice@example.org", "--to", "carol@example.org"],
+        ["openssl", "s_client", "-quiet", "-crlf", "-starttls", "smtp", "-connect", where,
+         "-servername", sub["host"], "-CAfile", ca],
+        ["dig", f"@{dns['address']}", "-p", str(dns["port"]), "example.net", "MX"],
+    ]
+
+
 # --- send --------------------------------------------------------------------
-def _running_lab(state_dir: Path) -> dict[str, Any] | None:
-    """The state of the lab a `smtplab serve` is running there, if one is."""
-    try:
-        info = json.loads((state_dir / "lab.json").read_text())
-        first = info["servers"][0]
-        with socket.create_connection((first["address"], first["bound_port"]), timeout=0.5):
-            return info
-    except (OSError, ValueError, KeyError, IndexError):
-        return None
-
-
 def _send(args: argparse.Namespace) -> int:
-    state_dir = args.state_dir or default_state_dir()
-    info = _running_lab(state_dir)
+    info = running_lab(args.state_dir or default_state_dir())
     if info is not None:
         result = asyncio.run(_send_to_running(info, args))
     else:

@@ -5,6 +5,8 @@ Run alone:  .venv/bin/python -m pytest tests/test_troubleshoot.py -p no:nbval -o
 
 from __future__ import annotations
 
+import ast
+import graphlib
 import json
 import os
 import pty
@@ -13,6 +15,7 @@ import shlex
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -25,12 +28,11 @@ from smtplab.troubleshoot import (
     DIAGNOSES,
     DRILLS,
     check,
-    closed_port,
     code_table,
     explain,
-    silent_port,
     split_target,
 )
+from smtplab.testing import closed_port, silent_port
 
 SMTPLAB = [sys.executable, "-m", "smtplab.cli"]
 #: Every reply code RFC 5321 section 4.2.3 lists.
@@ -253,7 +255,7 @@ def test_each_drill_shows_its_symptom_live(drills_lab, drill):
     if drill.bounce:
         assert shown.startswith("Accepted by smtp.example.org") and "bounce arrives" in shown
     else:
-        assert shown.startswith("Not fully delivered")
+        assert shown.startswith("Not delivered")
     clue = {"password": "535", "expired": "expired", "wrong-name": "mismatch",
             "mx": "5.4.4", "full": "452 4.2.2", "size": "552 5.3.4", "no-such-user": "550 5.1.1"}[drill.id]
     assert clue in shown, shown
@@ -504,3 +506,28 @@ def test_check_from_a_place_meets_its_firewall(network, port, ok, failed_at, say
     assert report.ok is ok
     if not ok:
         assert report.failed.name == failed_at and says in report.failed.detail
+
+
+# --- the package's shape -----------------------------------------------------------------------------------------
+
+def _imports(path: Path, package: str) -> set[str]:
+    """The smtplab modules a source file imports, anywhere in it (function-level imports too)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            base = package.rsplit(".", node.level - 1)[0] if node.level else ""
+            module = ".".join(p for p in (base, node.module) if p)
+            found |= {module} | {f"{module}.{a.name}" for a in node.names}
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+    return {m for m in found if m.startswith("smtplab")}
+
+
+def test_troubleshoot_imports_only_go_one_way():
+    root = Path(__file__).resolve().parent.parent / "smtplab"
+    modules = {f"smtplab.troubleshoot.{p.stem}": p for p in (root / "troubleshoot").glob("*.py") if p.stem != "__init__"}
+    graph = {name: {m for m in _imports(path, "smtplab.troubleshoot") if m in modules} for name, path in modules.items()}
+    graphlib.TopologicalSorter(graph).prepare()  # raises CycleError on an import circle
+    for name, path in modules.items():
+        assert not any(m == "smtplab.cli" or m.startswith("smtplab.cli.") for m in _imports(path, "smtplab.troubleshoot")), name
+    assert _imports(root / "statefile.py", "smtplab") == set()  # found by the CLI and troubleshoot, needs neither

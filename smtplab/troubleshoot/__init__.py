@@ -9,10 +9,11 @@ and in a notebook ``check(lab, "smtp.example.org", 587)``, ``explain("550 5.1.1"
 The checklist's theory of operation is at the top of :mod:`smtplab.troubleshoot.checklist`.
 """
 
-from .checklist import CheckReport, Step, check, closed_port, silent_port, split_target
+from .checklist import check, split_target
 from .commands import add_commands
 from .drills import DIAGNOSES, DRILLS, Drill, drill
 from .explain import COMMON_CODES, CodeTable, Explanation, code_table, explain
+from .report import CheckReport, Step
 
 __all__ = [
     "COMMON_CODES",
@@ -25,10 +26,8 @@ __all__ = [
     "Step",
     "add_commands",
     "check",
-    "closed_port",
     "code_table",
     "drill",
     "explain",
-    "silent_port",
     "split_target",
 ]

@@ -1,4 +1,7 @@
 """The troubleshooting commands of the ``smtplab`` CLI: check, explain, talk, drills.
+
+They find a running lab through :mod:`smtplab.statefile`, as ``smtplab send`` does,
+and start a temporary one for a lab name when none runs.
 """
 
 from __future__ import annotations
@@ -6,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import getpass
 import os
 import re
 import shutil
@@ -16,11 +20,18 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ..client import RawSession
+from ..lab import Lab
 from ..result import LabError
+from ..statefile import default_state_dir, running_lab
+from ..tls import describe_tls
+from ..topology import load_scenario
 from ..transcript import Entry, Recorder, Transcript
-from .checklist import DEFAULT_TIMEOUT, _is_address, _World, _wrap, check, split_target
+from .checklist import DEFAULT_TIMEOUT, check, split_target
 from .drills import DRILLS
 from .explain import explain
+from .lookup import World, is_address
+from .report import wrap
 
 
 def add_commands(sub: Any) -> None:
@@ -83,8 +94,6 @@ def add_commands(sub: Any) -> None:
 
 def _names_in_scenario(name: str, scenario: str) -> bool:
     """Whether `name` belongs to the scenario's world (so a temporary lab can answer for it)."""
-    from ..topology import load_scenario
-
     topology = load_scenario(scenario)
     name = name.lower().rstrip(".")
     known = {h.name for h in topology.hosts} | {d.name for d in topology.domains}
@@ -95,17 +104,13 @@ def _names_in_scenario(name: str, scenario: str) -> bool:
 @contextlib.contextmanager
 def _lab_for(args: argparse.Namespace, host: str, what: str) -> Iterator[dict[str, Any] | None]:
     """The running lab's info; or a temporary lab for a lab name when none runs; or None."""
-    from ..cli import _running_lab, default_state_dir
-    from ..lab import Lab
-    from ..topology import load_scenario
-
-    info = _running_lab(args.state_dir or default_state_dir())
+    info = running_lab(args.state_dir or default_state_dir())
     wanted = args.scenario
     if info is not None and (wanted is None or info.get("scenario") == load_scenario(wanted).name):
         yield info
         return
     scenario = wanted or "default"
-    if _is_address(host) or not _names_in_scenario(host, scenario):
+    if is_address(host) or not _names_in_scenario(host, scenario):
         yield info if wanted is None else None
         return
     print(f"=== no running lab {'with scenario ' + scenario + ' ' if wanted else ''}found: "
@@ -130,7 +135,6 @@ def _cmd_check(args: argparse.Namespace) -> int:
         if args.user and password is None and not lab_user:
             if not sys.stdin.isatty():
                 raise LabError(f"--user {args.user} needs a password: --password or $SMTPLAB_PASSWORD")
-            import getpass
             password = getpass.getpass(f"password for {args.user}: ")
         report = check(info, host, port, user=args.user, password=password, send_to=args.send_to,
                        mail_from=args.mail_from, size=args.size, tls=args.tls, mx=args.mx, timeout=args.timeout,
@@ -157,11 +161,11 @@ def _cmd_drills(args: argparse.Namespace) -> int:
     print("then, in another, run the check each drill suggests and diagnose what is wrong.\n")
     for d in DRILLS.values():
         print(f"[{d.id}] {d.title}")
-        print(_wrap(f"    {d.symptom}", 100, "    "))
+        print(wrap(f"    {d.symptom}", 100, "    "))
         print(f"    try:  {d.command()}")
         if args.answers:
             print(f"    fails at: {d.fails_at}; diagnosis: {d.diagnosis}")
-            print(_wrap(f"    fix: {d.fix}", 100, "    "))
+            print(wrap(f"    fix: {d.fix}", 100, "    "))
         print()
     return 0
 
@@ -179,9 +183,9 @@ def _cmd_talk(args: argparse.Namespace) -> int:
     host, port = split_target(args.target, args.port)
     port = port or 587
     with _lab_for(args, host, "session") as info:
-        world = _World(info, args.cafile, args.timeout)
+        world = World(info, args.cafile, args.timeout)
         lab_name = world.is_lab_name(host)
-        listener = world.by_bound_address(host, port) if _is_address(host) else None
+        listener = world.by_bound_address(host, port) if is_address(host) else None
         name = listener["host"] if listener else host
         if listener is not None:
             lab_name, real = True, (listener["address"], listener["bound_port"])
@@ -200,7 +204,7 @@ def _cmd_talk(args: argparse.Namespace) -> int:
                 real = (listener["address"], listener["bound_port"])
         implicit = args.tls == "implicit" or (args.tls == "auto" and (
             listener["tls"] == "implicit" if listener else port == 465))
-        ctx = world.ssl_context(lab_name, check_hostname=not _is_address(name))
+        ctx = world.ssl_context(lab_name, check_hostname=not is_address(name))
         try:
             return asyncio.run(_talk(name, port, real, implicit, ctx, args.timeout, not args.no_notes))
         except KeyboardInterrupt:
@@ -210,9 +214,6 @@ def _cmd_talk(args: argparse.Namespace) -> int:
 
 async def _talk(name: str, port: int, real: tuple[str, int], implicit: bool, ctx: ssl.SSLContext,
                 timeout: float, notes: bool) -> int:
-    from ..client import RawSession
-    from ..tls import describe_tls
-
     rec = Recorder(Transcript(name, "client", port=port, peer=f"{real[0]}:{real[1]}", client="smtplab talk"))
     printed = 0
 
@@ -222,7 +223,7 @@ async def _talk(name: str, port: int, real: tuple[str, int], implicit: bool, ctx
             print(_format(entry, notes), flush=True)
         printed = len(rec.transcript.entries)
 
-    server_hostname = None if _is_address(name) else name
+    server_hostname = None if is_address(name) else name
     try:
         reader, writer = await asyncio.wait_for(asyncio.open_connection(
             real[0], real[1], ssl=ctx if implicit else None,

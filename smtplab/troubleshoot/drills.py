@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
 
-from .checklist import CheckReport, check
+from .checklist import check
+from .report import CheckReport
 
 DIAGNOSES = {
     "port": "nothing listens on that port: the server uses another one",
