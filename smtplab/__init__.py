@@ -9,12 +9,13 @@ process; every line of every SMTP session is recorded and explained.
     >>> print(result.transcript)
 """
 
-from .codes import Annotator, CodeInfo, explain
+from .annotate import Annotator
 from .dns import DigAnswer
 from .journal import MessageTrace
 from .lab import Endpoint, Lab, Session
 from .mx import MXLookup
-from .result import LabError, SendError, SendResult
+from .replycodes import CodeInfo, explain
+from .result import Failure, LabError, SendError, SendResult
 from .topology import ScenarioError, Topology, load_scenario, relay_chain, scenario_names
 from .transcript import Entry, Transcript
 
@@ -24,6 +25,7 @@ __all__ = [
     "DigAnswer",
     "Endpoint",
     "Entry",
+    "Failure",
     "Lab",
     "LabError",
     "MXLookup",

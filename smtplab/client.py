@@ -19,7 +19,7 @@ import aiosmtplib
 from aiosmtplib.protocol import SMTPProtocol
 
 from .connections import ConnectionKey, key_of
-from .result import SendResult
+from .result import Failure, SendResult
 from .tls import TLSInfo, describe_tls
 from .topology import Host, Listener
 from .transcript import Entry, Recorder, Transcript
@@ -225,6 +225,36 @@ class RawSession:
                 pass
 
 
+_STAGE_OF_ERROR = {aiosmtplib.SMTPSenderRefused: "mail", aiosmtplib.SMTPRecipientRefused: "rcpt",
+                   aiosmtplib.SMTPDataError: "data"}
+
+
+def _stage(stage: str, err: BaseException, transcript: Transcript) -> str:
+    """Where a session failed: the step it was in, and within sendmail, the last envelope command sent."""
+    if stage != "mail":
+        return stage
+    for error_type, which in _STAGE_OF_ERROR.items():
+        if isinstance(err, error_type):
+            return which
+    for command in reversed(transcript.commands()):
+        verb = command.split(" ", 1)[0].split(":", 1)[0].upper()
+        if verb in ("MAIL", "RCPT", "DATA"):
+            return verb.lower()
+    return "data" if transcript.commands() else "mail"
+
+
+def _kind(err: BaseException) -> str:
+    if isinstance(err, aiosmtplib.SMTPNotSupported) or "not supported by server" in str(err):
+        return "not-offered"  # aiosmtplib says so when a required STARTTLS (or AUTH) is missing
+    if isinstance(err, (TimeoutError, asyncio.TimeoutError)):
+        return "timeout"
+    if isinstance(err, ssl.SSLError) or "SSL" in type(err).__name__:
+        return "tls"
+    if isinstance(err, (aiosmtplib.SMTPServerDisconnected, ConnectionError)):
+        return "closed"
+    return "error"
+
+
 @dataclass(frozen=True)
 class Endpoint:
     """Where a logical listener (host, port) really is."""
@@ -279,24 +309,34 @@ async def submit(plan: SendPlan, tls_context: ssl.SSLContext, *, source: str | N
         else:
             reason = err.strerror or str(err)
         result.error = f"Could not connect to {ep.host.name} port {ep.listener.port}: {reason}"
+        kind = "timeout" if isinstance(err, asyncio.TimeoutError) else "refused" if isinstance(
+            err, ConnectionRefusedError) else "error"
+        result.failure = Failure("connect", kind)
         rec.event("client", result.error, "Nothing is listening there, or the network blocks the port.")
         return result
     client = RecordingSMTPClient(rec, hostname=ep.host.name, sock=sock, use_tls=plan.tls == "implicit",
                                  start_tls=False, tls_context=tls_context, timeout=plan.timeout,
                                  local_hostname=plan.ehlo)
+    stage = "tls" if plan.tls == "implicit" else "greeting"  # what the session is doing: where a failure happened
     try:
         await client.connect()
+        stage = "ehlo"
         await client.ehlo()
         if plan.tls == "starttls" or (plan.tls == "opportunistic" and client.supports_extension("starttls")):
+            stage = "tls"
             await client.starttls()
+            stage = "ehlo"
             await client.ehlo()
         result.tls_info = TLSInfo.of(client.protocol.transport if client.protocol else None)
         if plan.credentials and client.supports_extension("auth"):
+            stage = "auth"
             await client.login(*plan.credentials)
         elif plan.credentials:
             rec.event("client", "the server offers no AUTH here: going on without logging in",
                       "AUTH is offered only over TLS (and not at all on port 25); the server will decide.")
+        stage = "mail"  # sendmail does MAIL, RCPT and DATA: _stage() tells them apart
         errors, reply = await client.sendmail(plan.sender, plan.recipients, plan.raw)
+        stage = "quit"
         result.refused = {rcpt: f"{code} {text}" for rcpt, (code, text) in errors.items()}
         result.accepted = [r for r in plan.recipients if r not in result.refused]
         result.reply = f"250 {reply}"
@@ -304,12 +344,17 @@ async def submit(plan: SendPlan, tls_context: ssl.SSLContext, *, source: str | N
     except aiosmtplib.SMTPRecipientsRefused as err:
         result.refused = {e.recipient: f"{e.code} {e.message}" for e in err.recipients}
         result.error = "the server refused every recipient"
+        first = err.recipients[0] if err.recipients else None
+        result.failure = Failure("rcpt", "reply", first.code if first else None,
+                                 f"{first.code} {first.message}" if first else "")
     except aiosmtplib.SMTPResponseException as err:
         result.error = f"The server said {err.code} {err.message}"
         result.error_code = err.code
         result.last_reply = f"{err.code} {err.message}"
+        result.failure = Failure(_stage(stage, err, transcript), "reply", err.code, result.last_reply)
     except (aiosmtplib.SMTPException, OSError) as err:
         result.error = f"{type(err).__name__}: {err}"
+        result.failure = Failure(_stage(stage, err, transcript), _kind(err))
     finally:
         if client.is_connected:
             try:

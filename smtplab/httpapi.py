@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any
 
+from .mailboxes import mailbox_problem
 from .transcript import Entry, Transcript
 
 if TYPE_CHECKING:
@@ -143,8 +144,9 @@ def _message(body: bytes, user: str) -> tuple[EmailMessage, list[str]]:
         raise ApiError(422, "missing_field", f"Missing field(s): {', '.join(missing)}.")
     to = data["to"] if isinstance(data["to"], list) else [data["to"]]
     for address in [data["from"], *to]:
-        if not isinstance(address, str) or address.count("@") != 1 or any(c in address for c in " <>,\r\n"):
-            raise ApiError(422, "bad_address", f"{address!r} is not an email address.")
+        problem = mailbox_problem(address)
+        if problem:
+            raise ApiError(422, "bad_address", f"{str(address)[:80]!r} is not a mailbox address: {problem}.")
     if not to:
         raise ApiError(422, "missing_field", "'to' needs at least one address.")
     if data["from"].lower().partition("@")[0] != user:

@@ -45,11 +45,13 @@ from .dns import DigAnswer, LabDNS, dig
 from .httpapi import MAX_HEADERS, ApiResult, HttpApi, api_key, api_post
 from .journal import MessageTrace
 from .loop import LoopThread
+from .mailboxes import mailbox_problem
 from .mx import MXLookup, lookup_mx, recorded_mx
 from .network import Network, Place
 from .postoffice import Fault, PostOffice
 from .result import LabError, SendResult
 from .server import HostPolicy, RecordingSMTP
+from .statefile import prepare_state_dir
 from .store import MailStore
 from .tls import LabCA
 from .topology import Host, Listener, Topology, load_scenario
@@ -94,7 +96,7 @@ class Lab:
             Lab._current.stop()
         self._owns_state_dir = state_dir is None
         self.state_dir = Path(tempfile.mkdtemp(prefix="smtplab-")) if state_dir is None else Path(state_dir).resolve()
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        prepare_state_dir(self.state_dir)  # 0700: passwords, transcripts and mail live here
         self.running = False
         self._servers: dict[str, list[asyncio.base_events.Server]] = {}  # host -> its listening servers
 
@@ -291,8 +293,9 @@ class Lab:
             raise LabError(f"There is no network {network!r} in this lab; places: {', '.join(self.network.places)}.")
         recipients = [to] if isinstance(to, str) else list(to)
         for address in [sender, *recipients]:
-            if not isinstance(address, str) or address.count("@") != 1 or " " in address.strip():
-                raise LabError(f"{address!r} is not an email address like bob@example.net.")
+            problem = mailbox_problem(address)
+            if problem:
+                raise LabError(f"{address!r} is not an email address like bob@example.net: {problem}.")
         if not recipients:
             raise LabError("A message needs at least one recipient: pass to='bob@example.net'.")
         if server is None:

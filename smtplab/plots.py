@@ -12,11 +12,10 @@
     by_size([1_000, 50_000], {"SMTP": [r1, r2], "HTTP API": [a1, a2]})   # time against message size
     round_trips(result)              # how many times the client waited for the other side
 
-How a trace splits into time (see :class:`smtplab.journal.MessageTrace`): each hop
-*arrived* when that server accepted the message (its 250 after DATA), then the
-message *waited in its queue* until the server set off for the next hop, then the
-*handover* (connect, EHLO, STARTTLS, MAIL, RCPT, DATA) lasted until the next server
-accepted it. Queue waits plus handovers add up exactly to the end-to-end time.
+The numbers come from :mod:`smtplab.timing` (how a trace splits into queue waits and
+handovers, how a session splits into round trips); this module only draws them.
+``segments``, ``exchanges`` and ``round_trips`` are re-exported here for notebooks
+that import them from ``smtplab.plots``.
 
 Figures are made with :class:`matplotlib.figure.Figure`, never with pyplot, so
 nothing touches pyplot's global state or the backend: they work headless in
@@ -28,13 +27,28 @@ works as usual.
 from __future__ import annotations
 
 import io
-import itertools
 import textwrap
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+
+from .timing import (
+    ROUND_TRIP_KINDS,
+    client_transcript,
+    elapsed_ms,
+    end_to_end_ms,
+    exchanges,
+    is_api_result,
+    ladder_arrows,
+    median_run,
+    round_trips,
+    segments,
+    succeeded,
+    to_ms,
+)
 
 __all__ = ["LabFigure", "by_size", "chain_lengths", "compare", "exchanges", "hop_times", "ladder", "round_trips", "segments",
            "waterfall"]
@@ -56,46 +70,6 @@ class LabFigure(Figure):
         buffer = io.BytesIO()
         self.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
         return buffer.getvalue()
-
-
-def _ms(seconds: float) -> float:
-    return seconds * 1000.0
-
-
-def segments(trace: Any) -> list[dict[str, Any]]:
-    """One dict per hop, in milliseconds since the first server accepted the message.
-
-    Keys: ``host``, ``arrived``, ``queued`` (waiting here, or None for the last hop),
-    ``handover`` (from leaving here to the next server's acceptance, or None),
-    ``retries`` (how many times this server was told "try later" and waited),
-    ``ended`` (for the last hop: when it delivered or bounced the message, if known)
-    and ``outcome``. A hop whose departure is unknown (a trace cut short) counts as
-    leaving when it arrived.
-    """
-    hops = list(getattr(trace, "hops", []) or [])
-    if not hops:
-        return []
-    events = list(getattr(trace, "events", []) or [])
-    start = hops[0].arrived
-    out = []
-    for i, hop in enumerate(hops):
-        arrived = _ms(hop.arrived - start)
-        nxt = hops[i + 1] if i + 1 < len(hops) else None
-        until = nxt.arrived if nxt is not None else float("inf")
-        mine = [e for e in events if e.host == hop.host and hop.arrived <= e.time <= until]
-        queued = handover = ended = None
-        if nxt is not None:
-            left = hop.left if hop.left is not None else hop.arrived
-            left = min(max(left, hop.arrived), nxt.arrived)  # clocks of one process: only guard rounding
-            queued = _ms(left - hop.arrived)
-            handover = _ms(nxt.arrived - left)
-        else:
-            final = [e.time for e in mine if e.event in ("delivered", "bounced")]
-            ended = _ms(max(final) - start) if final else None
-        out.append({"host": hop.host, "arrived": arrived, "queued": queued, "handover": handover,
-                    "retries": sum(e.event == "deferred" for e in mine), "ended": ended,
-                    "outcome": hop.outcome})
-    return out
 
 
 def _new_axes(ax: Axes | None, size: tuple[float, float]) -> tuple[Figure, Axes]:
@@ -193,21 +167,6 @@ def _waterfall(trace: Any, ax: Axes | None, title: str | None) -> Figure:
     return figure
 
 
-def _total_ms(trace: Any) -> float:
-    rows = segments(trace)
-    return sum((r["queued"] or 0) + (r["handover"] or 0) for r in rows[:-1])
-
-
-def _median_run(runs: Any) -> Any:
-    """One trace, or the run with the median end-to-end time of a list of traces (the lower middle one)."""
-    if not isinstance(runs, (list, tuple)):
-        return runs
-    if not runs:
-        raise ValueError("an empty list of traces for one chain length")
-    ordered = sorted(runs, key=_total_ms)
-    return ordered[(len(ordered) - 1) // 2]
-
-
 def chain_lengths(lengths: Sequence[int], results: Sequence[Any], ax: Axes | None = None, *,
                   title: str | None = None) -> Figure:
     """End-to-end time against the number of relays in the chain (``Lab(relay_chain(n))`` for each n).
@@ -223,13 +182,13 @@ def chain_lengths(lengths: Sequence[int], results: Sequence[Any], ax: Axes | Non
         raise ValueError(f"{len(lengths)} lengths but {len(results)} results: give one trace (or one list of "
                          "traces) per chain length")
     runs = [len(r) if isinstance(r, (list, tuple)) else 1 for r in results]
-    chosen = [_median_run(r) for r in results]
+    chosen = [median_run(r) for r in results]
     many = max(runs) > 1
     figure = _stacked(chosen, [str(n) for n in lengths], "relays between smtp.example.org and Bob's MX", ax,
                       title or ("More relays, more time: end-to-end delivery time"
                                 + (f" (median of {max(runs)} messages)" if many else "")))
     axes = ax if ax is not None else figure.axes[0]
-    totals = [_total_ms(t) for t in chosen]
+    totals = [end_to_end_ms(t) for t in chosen]
     if len(set(lengths)) >= 2:
         n = len(lengths)
         mean_x, mean_y = sum(lengths) / n, sum(totals) / n
@@ -273,13 +232,10 @@ def _stacked(traces: list[Any], names: list[str], xlabel: str, ax: Axes | None, 
     return figure
 
 
-
-# --- where the time of one session goes: exchanges, ladders, waterfalls, comparisons -------------
+# --- one session: waterfalls, ladders, comparisons -------------------------------------------------
 #
-# A session's time is mostly waiting: the client sends a command and can do nothing until the
-# reply has crossed the network back. :func:`exchanges` cuts a client transcript into those
-# waits (the steps), :func:`round_trips` counts them, :func:`waterfall` and :func:`ladder` draw
-# them, and :func:`compare` and :func:`by_size` set several sessions (or HTTP API calls) side by side.
+# :func:`waterfall` and :func:`ladder` draw the steps :func:`exchanges` finds (each a wait of the
+# client), and :func:`compare` and :func:`by_size` set several sessions (or HTTP API calls) side by side.
 
 CLIENT_COLOUR = "#0072B2"  # blue: what the client sends
 SERVER_COLOUR = "#D55E00"  # vermillion: what the server sends
@@ -294,160 +250,10 @@ API_COLOUR = "#E69F00"
 #: Longest command or reply written on a ladder's arrow (the rest is cut, with an ellipsis).
 LABEL_CHARS = 34
 
-_STEP_NAMES = {"MAIL": "MAIL FROM", "RCPT": "RCPT TO"}
-_STEP_KINDS_COUNTED = ("tls", "exchange", "message")
-
-
-def _is_api(item: Any) -> bool:
-    return all(hasattr(item, name) for name in ("statuses", "requests", "connect"))
-
-
-def _transcript(item: Any) -> Any:
-    """The client's transcript of a send result, or the transcript itself."""
-    transcript = getattr(item, "transcript", None) if not hasattr(item, "entries") else item
-    if transcript is None:
-        raise ValueError(f"{type(item).__name__} carries no transcript to draw")
-    return transcript
-
 
 def _short(text: str, limit: int = LABEL_CHARS) -> str:
     text = text.replace("\t", " ")
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _final_reply_line(line: str) -> bool:
-    """The last line of a reply: "250 OK" (code, space), not "250-SIZE" (code, dash: more follows)."""
-    return len(line) < 4 or line[3] != "-"
-
-
-def exchanges(session: Any) -> list[dict[str, Any]]:
-    """The steps of one session, each a wait of the client, in milliseconds on the transcript's clock.
-
-    ``session`` is a send result, a client :class:`~smtplab.transcript.Transcript` (for
-    example a hand-typed ``lab.session(...)``'s), or an HTTP API result. One dict per step:
-
-    * ``name``: ``greeting``, ``TLS handshake``, the command (``EHLO``, ``STARTTLS``, ``AUTH``,
-      ``MAIL FROM``, ``RCPT TO``, ``DATA``, ``QUIT``...), ``message`` (the message's lines and
-      the final dot), ``AUTH (answer)`` (a line answering a 334 challenge), or ``POST /v1/send``;
-    * ``start`` and ``end``: when the client sent the command (or began to wait) and when the
-      last line of the reply arrived, in ms since the transcript began (the client's connect);
-    * ``kind``: ``greeting`` (waiting for the server to speak first: the client sent nothing),
-      ``tls`` (the TLS handshake), ``exchange`` (a command and its reply), ``message`` (the
-      message, then its reply), ``unanswered`` (no reply before the session ended) or
-      ``failed`` (the connection could not be made);
-    * ``tls`` (whether the step travelled inside TLS), ``command`` (the client's first line),
-      ``reply`` (the reply's last line) and ``lines`` (how many lines the client sent).
-
-    Each ``tls``, ``exchange`` and ``message`` step is one round trip: see :func:`round_trips`.
-    """
-    if _is_api(session):
-        return _api_exchanges(session)
-    entries = list(_transcript(session))
-    steps: list[dict[str, Any]] = []
-    pending: dict[str, Any] | None = None
-    connected: float | None = None
-    tls_from: float | None = None  # when a TLS handshake began (after STARTTLS's 220, or at connect)
-    in_message = False
-
-    def last_end() -> float:
-        return steps[-1]["end"] if steps else (connected if connected is not None else 0.0)
-
-    for e in entries:
-        ms = _ms(e.t)
-        if e.kind == "event":
-            low = e.line.lower()
-            if connected is None and low.startswith("connect"):  # connecting to / connected to / connection from
-                connected = ms
-            elif low.startswith("tls established"):
-                start = tls_from if tls_from is not None else last_end()
-                steps.append({"name": "TLS handshake", "start": start, "end": ms, "kind": "tls", "tls": False,
-                              "command": "", "reply": e.line, "lines": 0})
-                tls_from = None
-            elif low.startswith("could not connect"):
-                steps.append({"name": "connect (failed)", "start": connected or 0.0, "end": ms, "kind": "failed",
-                              "tls": False, "command": "", "reply": e.line, "lines": 0})
-            continue
-        if e.direction == "client":
-            if pending is None:
-                previous = steps[-1]["reply"][:3] if steps else ""
-                if in_message:
-                    name, kind = "message", "message"
-                elif previous == "334":
-                    name, kind = "AUTH (answer)", "exchange"
-                else:
-                    verb = e.line.split(" ", 1)[0].split(":", 1)[0].upper()
-                    name, kind = _STEP_NAMES.get(verb, _short(verb, 12) or "(empty line)"), "exchange"
-                pending = {"name": name, "start": ms, "end": ms, "kind": kind, "tls": e.tls, "command": e.line,
-                           "reply": "", "lines": 0}
-            pending["lines"] += 1
-            if in_message and e.line == ".":
-                in_message = False
-            continue
-        # a line from the server
-        if pending is None:  # it speaks unasked: the greeting (or a 421 before it hangs up)
-            pending = {"name": "greeting" if not any(s["kind"] != "tls" for s in steps) else "(unasked reply)",
-                       "start": last_end(), "end": ms, "kind": "greeting", "tls": e.tls, "command": "", "reply": "",
-                       "lines": 0}
-        if _final_reply_line(e.line):
-            pending.update(end=ms, reply=e.line)
-            steps.append(pending)
-            if pending["kind"] == "exchange" and pending["name"] == "STARTTLS" and e.line.startswith("220"):
-                tls_from = ms
-            in_message = pending["kind"] == "exchange" and e.line.startswith("354")
-            pending = None
-    if pending is not None:  # the session ended while the client waited
-        pending.update(end=_ms(entries[-1].t) if entries else pending["start"], kind="unanswered")
-        steps.append(pending)
-    return steps
-
-
-def _api_exchanges(result: Any) -> list[dict[str, Any]]:
-    if not result.requests and not result.connect:
-        return [{"name": "connect (failed)", "start": 0.0, "end": 0.0, "kind": "failed", "tls": False,
-                 "command": "", "reply": result.error, "lines": 0}]
-    steps = [{"name": "TLS handshake", "start": 0.0, "end": _ms(result.connect), "kind": "tls", "tls": False,
-              "command": "", "reply": "", "lines": 0}]
-    t = result.connect
-    many = len(result.requests) > 1
-    for i, took in enumerate(result.requests):
-        status = result.statuses[i] if i < len(result.statuses) else None
-        steps.append({"name": "POST /v1/send" + (f" #{i + 1}" if many else ""), "start": _ms(t), "end": _ms(t + took),
-                      "kind": "exchange", "tls": True, "command": "POST /v1/send HTTP/1.1",
-                      "reply": f"HTTP/1.1 {status}" if status else "", "lines": 1})
-        t += took
-    return steps
-
-
-def round_trips(result: Any) -> int:
-    """How many times the client sent something and had to wait for the answer before going on.
-
-    SMTP (a send result or a client transcript): each command (or message) the client waited
-    a reply for, plus each TLS handshake (one round trip with TLS 1.3). The greeting is not
-    counted: the client sends nothing to get it. An HTTP API result: the connection's TLS
-    handshake plus one per request. A list: the sum of its items.
-
-    The lab's links do not delay the TCP handshake (the kernel answers it locally), so it is not
-    counted here; on a real network every new connection costs one more round trip for it.
-    """
-    if isinstance(result, (list, tuple)):
-        return sum(round_trips(r) for r in result)
-    return sum(step["kind"] in _STEP_KINDS_COUNTED for step in exchanges(result))
-
-
-def _elapsed_ms(result: Any) -> float:
-    if isinstance(result, (list, tuple)):
-        return sum(_elapsed_ms(r) for r in result)
-    if _is_api(result) or hasattr(result, "elapsed"):
-        return _ms(result.elapsed)
-    return _ms(_transcript(result).duration)
-
-
-def _succeeded(result: Any) -> bool:
-    if isinstance(result, (list, tuple)):
-        return all(_succeeded(r) for r in result)
-    if hasattr(result, "ok"):
-        return bool(result.ok)
-    return not any(s["kind"] in ("failed", "unanswered") for s in exchanges(result))
 
 
 def _step_colour(step: dict[str, Any]) -> str:
@@ -475,7 +281,7 @@ def waterfall(session: Any, ax: Axes | None = None, *, title: str | None = None)
     ys = list(range(len(steps)))
     span = max([s["end"] for s in steps] + [1e-3])
     labelled: set[str] = set()
-    asked = "request and response" if _is_api(session) else "command and reply"
+    asked = "request and response" if is_api_result(session) else "command and reply"
     legend_names = {TLS_COLOUR: "TLS handshake", GREETING_COLOUR: "waiting for the server's greeting",
                     PLAIN_STEP_COLOUR: f"{asked} in plain text", TLS_STEP_COLOUR: f"{asked} inside TLS",
                     FAILED_COLOUR: "no answer (failed or cut short)"}
@@ -492,10 +298,10 @@ def waterfall(session: Any, ax: Axes | None = None, *, title: str | None = None)
     ax.set_ylim(len(steps) - 0.4, -0.6)  # first step at the top
     ax.set_xlim(0, span * 1.12)
     ax.set_xlabel("time since the client began to connect (ms)")
-    counted = sum(s["kind"] in _STEP_KINDS_COUNTED for s in steps)
-    what = "HTTP API calls" if _is_api(session) else "One SMTP session"
+    counted = sum(s["kind"] in ROUND_TRIP_KINDS for s in steps)
+    what = "HTTP API calls" if is_api_result(session) else "One SMTP session"
     ax.set_title(title or f"{what}, step by step: {counted} round trip{'s' if counted != 1 else ''}, "
-                          f"{_fmt(_elapsed_ms(session))} in all")
+                          f"{_fmt(elapsed_ms(session))} in all")
     ax.grid(axis="x", alpha=0.3)
     ax.set_axisbelow(True)
     if owned:
@@ -505,41 +311,8 @@ def waterfall(session: Any, ax: Axes | None = None, *, title: str | None = None)
     return figure
 
 
-def _groups(transcript: Any, group: bool) -> list[dict[str, Any]]:
-    """The transcript's lines as arrows: one per line, or (``group``) one per reply and one per message.
-
-    Each group: ``direction``, ``entries`` (the lines), ``tls``. Grouped, a multi-line reply
-    (``250-...`` up to ``250 ...``) is one arrow, and so are the message's lines with the final dot.
-    """
-    out: list[dict[str, Any]] = []
-    in_message = False
-    open_group: dict[str, Any] | None = None
-    for e in transcript:
-        if e.kind != "line":
-            open_group = None
-            continue
-        if e.direction == "server":
-            if group and open_group is not None and open_group["direction"] == "server":
-                open_group["entries"].append(e)
-            else:
-                open_group = {"direction": "server", "entries": [e], "tls": e.tls}
-                out.append(open_group)
-            if _final_reply_line(e.line):
-                in_message = e.line.startswith("354")
-                open_group = None
-            continue
-        if group and in_message and open_group is not None and open_group["direction"] == "client":
-            open_group["entries"].append(e)
-        else:
-            open_group = {"direction": "client", "entries": [e], "tls": e.tls}
-            out.append(open_group)
-        if not (group and in_message) or e.line == ".":
-            in_message = False if e.line == "." else in_message
-            open_group = None
-    return out
-
-
 def _group_label(g: dict[str, Any]) -> str:
+    """What a ladder writes on an arrow (a group of lines, or an arrow of :func:`ladder_arrows`)."""
     lines = [e.line for e in g["entries"]]
     if len(lines) == 1:
         return _short(lines[0])
@@ -548,80 +321,6 @@ def _group_label(g: dict[str, Any]) -> str:
     code = lines[-1][:3]
     words = [line[4:].split(" ", 1)[0] for line in lines[1:]]  # a multi-line reply: its keywords (EHLO's extensions)
     return _short(f"{code} {' '.join(w for w in words if w)}") + f" ({len(lines)} lines)"
-
-
-def _match(client: Any, server: Any) -> dict[int, float]:
-    """id(client entry) -> the time (ms, server clock) of the same line in the server's transcript."""
-    import difflib
-
-    mine = [e for e in client if e.kind == "line"]
-    theirs = [e for e in server if e.kind == "line"]
-    matcher = difflib.SequenceMatcher(a=[(e.direction, e.line) for e in mine],
-                                      b=[(e.direction, e.line) for e in theirs], autojunk=False)
-    found = {}
-    for block in matcher.get_matching_blocks():
-        for k in range(block.size):
-            found[id(mine[block.a + k])] = _ms(theirs[block.b + k].t)
-    return found
-
-
-def _clock_offset(client: Any, matched: dict[int, float]) -> tuple[float, float] | None:
-    """(offset, one-way delay) in ms: server clock = client clock + offset, as NTP estimates it.
-
-    A line the client sent reaches the server a one-way delay later; a line the server sent
-    reaches the client a one-way delay later. If the delay is the same both ways (as on the
-    lab's links), the shortest trip each way gives both the delay and the clocks' offset.
-    """
-    up = [matched[id(e)] - _ms(e.t) for e in client if e.kind == "line" and e.direction == "client" and id(e) in matched]
-    down = [_ms(e.t) - matched[id(e)] for e in client if e.kind == "line" and e.direction == "server" and id(e) in matched]
-    if not up or not down:
-        return None
-    return (min(up) - min(down)) / 2, (min(up) + min(down)) / 2
-
-
-def _arrows(transcript: Any, server_transcript: Any = None, group: bool = True) -> tuple[list[dict[str, Any]], dict]:
-    """Where each arrow of a ladder starts and ends, in ms on the client's clock.
-
-    Returns (arrows, info). Each arrow: ``direction`` (who sent it), ``sent`` and ``received``
-    (ms), ``label``, ``tls``, ``lines``. ``info``: ``offset`` (server clock minus client
-    clock, ms), ``delay`` (the one-way delay used or estimated, ms) and ``how`` ("server
-    transcript" or "half the round trip").
-    """
-    groups = _groups(transcript, group)
-    matched = _match(transcript, server_transcript) if server_transcript is not None else {}
-    aligned = _clock_offset(transcript, matched) if matched else None
-    arrows: list[dict[str, Any]] = []
-    if aligned is not None:
-        offset, delay = aligned
-        how = "server transcript"
-    else:
-        offset, how = 0.0, "half the round trip"
-        trips = [(_ms(b["entries"][-1].t) - _ms(a["entries"][-1].t))
-                 for a, b in itertools.pairwise(groups) if a["direction"] == "client" and b["direction"] == "server"]
-        trips.sort()
-        delay = trips[(len(trips) - 1) // 2] / 2 if trips else 0.0
-    for i, g in enumerate(groups):
-        first = g["entries"][0]
-        own = _ms(first.t)  # the client's time: when it sent this (client) or when it received it (server)
-        other = matched.get(id(first)) if aligned is not None else None
-        if other is not None:
-            far = other - offset
-        elif g["direction"] == "client":
-            nxt = groups[i + 1] if i + 1 < len(groups) else None
-            if aligned is None and nxt is not None and nxt["direction"] == "server":
-                far = (_ms(g["entries"][-1].t) + _ms(nxt["entries"][-1].t)) / 2  # half way through the round trip
-            else:
-                far = own + delay
-        else:
-            prev = groups[i - 1] if i else None
-            if aligned is None and prev is not None and prev["direction"] == "client":
-                far = (_ms(prev["entries"][-1].t) + _ms(g["entries"][-1].t)) / 2
-            else:
-                far = own - delay
-        sent, received = (own, far) if g["direction"] == "client" else (far, own)
-        arrows.append({"direction": g["direction"], "sent": sent, "received": received, "label": _group_label(g),
-                       "tls": g["tls"], "lines": len(g["entries"])})
-    return arrows, {"offset": offset, "delay": delay, "how": how}
 
 
 def ladder(transcript: Any, ax: Axes | None = None, server_transcript: Any = None, *, group: bool = True,
@@ -647,13 +346,13 @@ def ladder(transcript: Any, ax: Axes | None = None, server_transcript: Any = Non
     """
     if server_transcript is None and hasattr(transcript, "server_transcript") and not hasattr(transcript, "entries"):
         server_transcript = transcript.server_transcript
-    session = _transcript(transcript)
-    arrows, info = _arrows(session, server_transcript, group)
+    session = client_transcript(transcript)
+    arrows, info = ladder_arrows(session, server_transcript, group)
     steps = exchanges(session)
     owned = ax is None
     height = min(14.0, max(5.0, 2.4 + 0.3 * len(arrows)))
     figure, ax = _new_axes(ax, (9.0, height))
-    times = [a[k] for a in arrows for k in ("sent", "received")] + [_ms(e.t) for e in session]
+    times = [a[k] for a in arrows for k in ("sent", "received")] + [to_ms(e.t) for e in session]
     top, bottom = min(times + [0.0]), max(times + [1e-3])
     span = max(bottom - top, 1e-3)
 
@@ -700,15 +399,15 @@ def ladder(transcript: Any, ax: Axes | None = None, server_transcript: Any = Non
         x = 0.42 if a["direction"] == "client" else 0.58
         if abs(y - want) > gap * 0.5:  # moved away from its arrow: a thin line back to it
             ax.plot([x, 0.5], [y, want], color="#aaa", linewidth=0.6, zorder=3)
-        ax.text(x, y, a["label"], ha="center", va="center", fontsize=7.5, color=colour, zorder=6, gid=f"label:{i}",
+        ax.text(x, y, _group_label(a), ha="center", va="center", fontsize=7.5, color=colour, zorder=6, gid=f"label:{i}",
                 fontfamily="monospace",
                 bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.85})
     bottom = max([bottom] + [y + gap for y in placed])
 
     # events: on the lifeline of the side that recorded them (those at the same moment share one mark)
-    marked = [(0, _ms(e.t), _event_name(e.line)) for e in session if e.kind == "event"]
+    marked = [(0, to_ms(e.t), _event_name(e.line)) for e in session if e.kind == "event"]
     if server_transcript is not None and info["how"] == "server transcript":
-        marked += [(1, _ms(e.t) - info["offset"], _event_name(e.line)) for e in server_transcript if e.kind == "event"]
+        marked += [(1, to_ms(e.t) - info["offset"], _event_name(e.line)) for e in server_transcript if e.kind == "event"]
     merged: list[list[Any]] = []
     for x, y, text in marked:
         same = next((m for m in merged if m[0] == x and abs(m[1] - y) < gap), None)
@@ -734,11 +433,11 @@ def ladder(transcript: Any, ax: Axes | None = None, server_transcript: Any = Non
     ax.set_ylim(bottom + span * 0.03, top - span * 0.03)  # time runs down
     ax.set_ylabel("time since the client began to connect (ms)  ↓")
     ax.grid(axis="y", alpha=0.25)
-    counted = sum(s["kind"] in _STEP_KINDS_COUNTED for s in steps)
+    counted = sum(s["kind"] in ROUND_TRIP_KINDS for s in steps)
     where = "server ends placed from the server's own transcript" if info["how"] == "server transcript" else \
         "server ends estimated (half the round trip)"
     second = f"one-way delay about {_fmt(info['delay'])}; {where}" if arrows else "no SMTP line was exchanged"
-    ax.set_title(title or f"Ladder diagram of one SMTP session: {counted} round trips, {_fmt(_ms(session.duration))}\n"
+    ax.set_title(title or f"Ladder diagram of one SMTP session: {counted} round trips, {_fmt(to_ms(session.duration))}\n"
                           f"{second}", fontsize=10, pad=24)
     handles, labels = ax.get_legend_handles_labels()
     order = sorted(range(len(labels)), key=lambda k: ("→" not in labels[k], k))
@@ -782,15 +481,15 @@ def compare(results: dict[str, Any], ax: Axes | None = None, *, rtt_ms: float | 
     names = list(results)
     figure, ax = _new_axes(ax, (max(6.0, 1.6 * len(names) + 2.0), 4.6))
     positions = list(range(len(names)))
-    heights = [_elapsed_ms(results[n]) for n in names]
+    heights = [elapsed_ms(results[n]) for n in names]
     trips = [round_trips(results[n]) for n in names]
     top = max(heights + [1e-3])
     seen: set[str] = set()
     for x, name, h, n in zip(positions, names, heights, trips):
         item = results[name]
         first = item[0] if isinstance(item, (list, tuple)) and item else item
-        api = _is_api(first)
-        ok = _succeeded(item)
+        api = is_api_result(first)
+        ok = succeeded(item)
         kind = ("HTTP API" if api else "SMTP") + ("" if ok else ": failed")
         bar = ax.bar([x], [h], width=0.6, color=(API_COLOUR if api else SMTP_COLOUR) if ok else "#cccccc",
                      hatch=None if ok else "xx", edgecolor=None if ok else "#777",
@@ -833,7 +532,7 @@ def by_size(sizes: Sequence[float], results: Any, ax: Axes | None = None, *, tit
             raise ValueError(f"{name!r}: {len(runs)} results for {len(sizes)} sizes: give one result (or list) per size")
         times = []
         for run in runs:
-            values = sorted(_elapsed_ms(r) for r in run) if isinstance(run, (list, tuple)) else [_elapsed_ms(run)]
+            values = sorted(elapsed_ms(r) for r in run) if isinstance(run, (list, tuple)) else [elapsed_ms(run)]
             times.append(values[(len(values) - 1) // 2])
         colour = colours[k % len(colours)]
         label = name

@@ -25,6 +25,7 @@ from .connections import Connections
 from .dns import LabDNS
 from .errorlog import ErrorLog
 from .journal import Journal
+from .mailboxes import mailbox_problem
 from .mx import MXLookup, lookup_mx
 from .result import SendResult
 from .store import MailStore
@@ -96,6 +97,10 @@ class PostOffice:
         """Tell the sender what could not be delivered; a bounce itself is never bounced."""
         if not mail_from or mail_from == "<>":
             self.report("double bounce", f"double bounce dropped for {', '.join(failed)} (the bounce itself failed)")
+            return
+        problem = mailbox_problem(mail_from)
+        if problem:  # refused at MAIL FROM since; a queue file from an older lab may still hold one
+            self.report("bounce", f"bounce for {', '.join(failed)} dropped: the sender {mail_from[:80]!r} {problem}")
             return
         dsn = relay_mod.delivery_status_notification(host.name, mail_from, failed, original)
         await self.accept(host, "", [mail_from], dsn, secrets.token_hex(5).upper())

@@ -29,6 +29,8 @@ from email.utils import format_datetime, localtime, make_msgid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .mailboxes import domain_problem
+from .statefile import private_dir
 from .topology import Host
 
 if TYPE_CHECKING:
@@ -70,7 +72,7 @@ class Relay:
         return self.directory / f"{queue_id}.json", self.directory / f"{queue_id}.eml"
 
     def _write(self, item: QueuedMessage, message: bytes | None) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
+        private_dir(self.directory)
         envelope, body = self._paths(item.queue_id)
         sync = self.world.store.durable
         if message is not None:
@@ -120,7 +122,12 @@ class Relay:
             later: dict[str, str] = {}
             for domain in sorted({_domain(r) for r in item.rcpts}):
                 rcpts = [r for r in item.rcpts if _domain(r) == domain]
-                bad, retry = await self._deliver_domain(domain, item, rcpts, message)
+                try:
+                    bad, retry = await self._deliver_domain(domain, item, rcpts, message)
+                except Exception as err:  # a bug must not keep mail forever: it counts as a failed try
+                    self.world.report("relay", f"relay of {item.queue_id} to {domain} met {err!r}")
+                    bad, retry = {}, {r: f"451 4.3.0 the relay met an internal error ({type(err).__name__})"
+                                      for r in rcpts}
                 failed.update(bad)
                 later.update(retry)
             item.attempts += 1
@@ -144,6 +151,9 @@ class Relay:
     async def _deliver_domain(self, domain: str, item: QueuedMessage, rcpts: list[str],
                               message: bytes) -> tuple[dict[str, str], dict[str, str]]:
         """Try each next hop for `domain` in turn: (permanently failed, try again later), each rcpt -> why."""
+        problem = domain_problem(domain)
+        if problem:  # no DNS name, so no next hop ever: bounce now rather than retry for days
+            return {r: f"550 5.1.2 bad destination domain {domain[:80]!r}: {problem}" for r in rcpts}, {}
         hops = await self._next_hops(domain)
         if isinstance(hops, tuple):  # the lookup failed
             reply, permanent = hops
@@ -230,7 +240,7 @@ def _status(reply: str) -> str:
 def _write_atomically(path: Path, data: bytes, sync: bool) -> None:
     """Readers see the old file or the new one, never half of one (and, with `sync`, so does a power cut)."""
     tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "wb") as f:
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:  # private, as all state
         f.write(data)
         if sync:
             f.flush()

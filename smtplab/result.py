@@ -8,7 +8,13 @@ from typing import Any
 
 from .transcript import Transcript
 
-__all__ = ["SendResult", "SendError", "LabError"]
+__all__ = ["Failure", "SendResult", "SendError", "LabError", "STAGES", "KINDS"]
+
+#: Where in a session a send can fail, in order.
+STAGES = ("connect", "greeting", "ehlo", "tls", "auth", "mail", "rcpt", "data", "quit")
+#: How it failed: no connection at all ("refused", "timeout"), TLS that did not work, a reply that
+#: said no, the server hanging up, or the client stopping because something was not offered.
+KINDS = ("refused", "timeout", "tls", "reply", "closed", "not-offered", "error")
 
 
 class LabError(Exception):
@@ -17,6 +23,27 @@ class LabError(Exception):
 
 class SendError(LabError):
     """Raised by :meth:`SendResult.raise_for_status` when a send did not fully succeed."""
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a send failed, as data: at which `stage`, of which `kind`, and the reply if one caused it.
+
+    Widgets and the troubleshooting checklist read this instead of matching words in
+    :attr:`SendResult.error`, which is written for people.
+    """
+
+    stage: str  # one of STAGES
+    kind: str  # one of KINDS
+    code: int | None = None  # the reply code, when kind == "reply"
+    reply: str = ""  # that reply ("550 5.1.1 ..."), when kind == "reply"
+
+    def __post_init__(self) -> None:
+        if self.stage not in STAGES or self.kind not in KINDS:
+            raise ValueError(f"Failure({self.stage!r}, {self.kind!r}): stage in {STAGES}, kind in {KINDS}")
+
+    def __str__(self) -> str:
+        return f"{self.kind} at {self.stage}" + (f": {self.reply}" if self.reply else "")
 
 
 @dataclass
@@ -44,6 +71,7 @@ class SendResult:
     transcript: Transcript | None = None  # the client's view
     server_transcript: Transcript | None = None  # the server's view of the same session
     message_id: str = ""
+    failure: Failure | None = None  # why it failed, as data (None when it did not, or only some rcpts were refused)
 
     @property
     def ok(self) -> bool:
@@ -68,7 +96,9 @@ class SendResult:
         parts += [f"{rcpt} refused: {reply}" for rcpt, reply in self.refused.items()]
         if self.accepted:
             parts.append(f"accepted for {', '.join(self.accepted)}")
-        return f"Not fully delivered via {where}: " + "; ".join(parts)
+        if self.accepted:
+            return f"Not fully delivered via {where}: " + "; ".join(parts)
+        return f"Not delivered via {where}: " + "; ".join(parts)
 
     def __repr__(self) -> str:
         return f"<SendResult {'ok' if self.ok else 'FAILED'}: {self.summary()}>"

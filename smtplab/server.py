@@ -19,10 +19,11 @@ import secrets
 import time
 from typing import TYPE_CHECKING, Any
 
-from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, Session
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, Session, syntax
 
 from .connections import ConnectionKey, key_of
 from .filters import apply_filters
+from .mailboxes import mailbox_problem
 from .tls import describe_tls
 from .topology import Host, Listener
 from .transcript import Recorder, Transcript
@@ -34,7 +35,7 @@ __all__ = ["RecordingSMTP", "HostPolicy"]
 
 # The enhanced code (RFC 3463) to add to a reply of aiosmtpd's that has none.
 _DEFAULT_ENHANCED = {
-    221: "2.0.0", 250: "2.0.0", 421: "4.3.0", 451: "4.3.0", 454: "4.7.0",
+    214: "2.0.0", 221: "2.0.0", 250: "2.0.0", 421: "4.3.0", 451: "4.3.0", 454: "4.7.0",
     500: "5.5.2", 501: "5.5.4", 502: "5.5.1", 503: "5.5.1", 504: "5.5.4",
     530: "5.7.0", 552: "5.3.4", 554: "5.5.0", 555: "5.5.4",
 }
@@ -66,6 +67,7 @@ class RecordingSMTP(SMTP):
         self.client_connection: ConnectionKey | None = None  # the client's own, when a network link carried it
         self.committing = False  # between the end of a message and the reply to it
         self._close_after_reply = False
+        self._help_reply = False  # answering HELP (214, not aiosmtpd's 250)
 
     # --- connection life ---------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -152,6 +154,8 @@ class RecordingSMTP(SMTP):
     async def push(self, status: str | bytes) -> None:
         if isinstance(status, bytes):
             status = status.decode("utf-8", "replace")
+        if self._help_reply and status.startswith("250 "):
+            status = "214 " + status[4:]
         if not self._quiet_enhanced:
             status = with_enhanced_code(status)
         self.recorder.line("server", status)
@@ -161,19 +165,43 @@ class RecordingSMTP(SMTP):
             if self._close_after_reply:
                 self._close_now()
 
+    @syntax("EHLO hostname")
     async def smtp_EHLO(self, hostname: str) -> None:
+        if _bad_name(hostname):
+            await self.push(f"501 5.5.4 {_shown(hostname)} is not a host name: no control characters (a bare CR "
+                            "could start a header in the Received line)")
+            return
         self._quiet_enhanced = True
         try:
             await super().smtp_EHLO(hostname)
         finally:
             self._quiet_enhanced = False
 
+    @syntax("HELO hostname")
     async def smtp_HELO(self, hostname: str) -> None:
+        if _bad_name(hostname):
+            await self.push(f"501 5.5.4 {_shown(hostname)} is not a host name: no control characters")
+            return
         self._quiet_enhanced = True
         try:
             await super().smtp_HELO(hostname)
         finally:
             self._quiet_enhanced = False
+
+    @syntax("HELP [command]")
+    async def smtp_HELP(self, arg: str) -> None:
+        self._help_reply = True  # aiosmtpd answers HELP with 250; RFC 5321 section 4.2.2 says 214
+        try:
+            await super().smtp_HELP(arg)
+        finally:
+            self._help_reply = False
+
+    @syntax("STARTTLS", when="tls_context")
+    async def smtp_STARTTLS(self, arg: str) -> None:
+        if self._tls_protocol is not None:  # RFC 3207 section 4.2: once TLS is on, STARTTLS is refused
+            await self.push("503 5.5.1 TLS is already active: STARTTLS is allowed once per session")
+            return
+        await super().smtp_STARTTLS(arg)
 
 
 def _count_received(message: bytes) -> int:
@@ -190,11 +218,15 @@ def _message_id(message: bytes) -> str:
     return ""
 
 
-def _is_mailbox(address: str) -> bool:
-    """Roughly RFC 5321's Mailbox: local@domain, no brackets, spaces or control characters."""
-    local, at, domain = address.rpartition("@")
-    return bool(at and local and domain and "." in domain.strip(".")) and address.isprintable() and not any(
-        c in address for c in '<> ,;')
+def _bad_name(name: str) -> bool:
+    """An EHLO/HELO name that must not reach a header: control characters (CR, NUL...) or overlong."""
+    return not name.isprintable() or len(name) > 255
+
+
+def _shown(address: str, limit: int = 80) -> str:
+    """An address as a reply may quote it: escaped, and cut if long (a reply line has a limit too)."""
+    text = repr(address)
+    return text if len(text) <= limit else text[:limit - 5] + "...'"
 
 
 class HostPolicy:
@@ -232,8 +264,9 @@ class HostPolicy:
     # --- envelope ----------------------------------------------------------
     async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope, address: str,
                           mail_options: list[str]) -> str:
-        if address != "<>" and not _is_mailbox(address):  # "<>" is the null sender of bounces
-            return f"501 5.1.7 Bad sender address syntax: {address!r} (expected MAIL FROM:<name@domain>)"
+        problem = None if address == "<>" else mailbox_problem(address)  # "<>" is the null sender of bounces
+        if problem:
+            return f"501 5.1.7 Bad sender address {_shown(address)}: {problem}"
         fault = self.world.take_fault(self.host.name, "MAIL")
         if fault:
             return fault
@@ -250,8 +283,9 @@ class HostPolicy:
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
                           rcpt_options: list[str]) -> str:
-        if not _is_mailbox(address):
-            return f"501 5.1.3 Bad recipient address syntax: {address!r} (expected RCPT TO:<name@domain>)"
+        problem = mailbox_problem(address)
+        if problem:
+            return f"501 5.1.3 Bad recipient address {_shown(address)}: {problem}"
         domain = address.rpartition("@")[2].lower()
         if domain in self.host.domains:
             if self.listener.auth == "required" and not session.authenticated:
@@ -337,7 +371,8 @@ class HostPolicy:
         with_ += "S" if session.ssl is not None else ""
         with_ += "A" if session.authenticated else ""
         rcpt = f"\r\n\tfor <{envelope.rcpt_tos[0]}>" if len(envelope.rcpt_tos) == 1 else ""
-        header = (f"Received: from {session.host_name} ({self.world.reverse_name(ip)} [{ip}])\r\n"
+        helo = "".join(c if c.isprintable() else "?" for c in session.host_name or "")  # checked at EHLO; and here
+        header = (f"Received: from {helo} ({self.world.reverse_name(ip)} [{ip}])\r\n"
                   f"\tby {self.host.name} (smtplab) with {with_} id {queue_id}{rcpt};\r\n"
                   f"\t{email.utils.format_datetime(email.utils.localtime())}\r\n")
         return header.encode()

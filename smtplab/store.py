@@ -30,6 +30,8 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+from .mailboxes import mailbox_problem, maildir_folder
+from .statefile import private_dir
 from .transcript import Transcript, write_file
 
 __all__ = ["MailStore"]
@@ -43,8 +45,8 @@ class MailStore:
         self.durable = durable
         self.maildir_root = state_dir / "maildir"
         self.transcript_dir = state_dir / "transcripts"
-        self.maildir_root.mkdir(parents=True, exist_ok=True)
-        self.transcript_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.maildir_root)
+        private_dir(self.transcript_dir)
         self._counter = itertools.count()
         self._made: dict[str, str] = {}  # address -> its Maildir folder, once made
         self.io = ThreadPoolExecutor(max_workers=4, thread_name_prefix="smtplab-io")
@@ -58,9 +60,9 @@ class MailStore:
         if path is None:
             # Made here, not by mailbox.Maildir(create=True), whose check-then-create races when
             # two sessions deliver to a new address at once (one finds the folder but no tmp/ yet).
-            folder = self.maildir_root / address.lower()
+            folder = maildir_folder(self.maildir_root, address)  # a valid address, inside the root: or nothing
             for sub in ("tmp", "new", "cur"):
-                (folder / sub).mkdir(parents=True, exist_ok=True)
+                private_dir(folder / sub)
             path = self._made[address] = str(folder)
         return path
 
@@ -85,7 +87,9 @@ class MailStore:
 
     def inbox(self, address: str) -> list[EmailMessage]:
         """The messages in `address`'s Maildir, oldest first."""
-        path = self.maildir_root / address.lower()
+        if mailbox_problem(address):
+            return []  # nothing was ever delivered there
+        path = maildir_folder(self.maildir_root, address)
         if not path.exists():
             return []
         box = mailbox.Maildir(path, factory=None, create=False)

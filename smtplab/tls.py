@@ -8,12 +8,15 @@ a mail client) can trust the lab the way the lab's own clients do.
 from __future__ import annotations
 
 import datetime
+import os
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
 import trustme
+
+from .statefile import private_dir
 
 __all__ = ["LabCA", "TLSInfo", "describe_tls"]
 
@@ -26,9 +29,11 @@ class LabCA:
 
     def __init__(self, directory: Path, hostnames: Iterable[str], faults: dict[str, str] | None = None) -> None:
         self._ca = trustme.CA(organization_name="smtplab", organization_unit_name="lab CA")
-        directory.mkdir(parents=True, exist_ok=True)
+        private_dir(directory)
         self.cert_path = directory / "ca.pem"
-        self._ca.cert_pem.write_to_path(str(self.cert_path))
+        fd = os.open(self.cert_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with open(fd, "wb") as out:
+            out.write(self._ca.cert_pem.bytes())
         faults = faults or {}
         self._leaves = {name: self._issue(name, faults.get(name, "")) for name in hostnames}
         self._server_contexts: dict[str, ssl.SSLContext] = {}

@@ -26,7 +26,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
-from .codes import Annotator
+from .annotate import Annotator
+from .statefile import private_dir
 
 __all__ = ["Entry", "Transcript", "Recorder"]
 
@@ -151,7 +152,7 @@ class Transcript:
             for e in self.entries)
 
     def save(self, directory: Path) -> Path:
-        directory.mkdir(parents=True, exist_ok=True)
+        private_dir(directory)
         path = directory / self.filename
         write_file(path, self.to_jsonl().encode("utf-8", "surrogateescape"))
         return path
@@ -293,7 +294,7 @@ class Recorder:
 
 def write_file(path: str | Path, data: bytes) -> None:
     """Create (or replace) a file with `data`: plain system calls, the cheapest way Python has."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # AUTH lines and mail text: the owner's only
     try:
         os.write(fd, data)
     finally:

@@ -21,7 +21,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "smtplab"
 COURSE = ("smtplab.widgets", "smtplab.exercises", "smtplab.troubleshoot", "smtplab.cli", "smtplab.plots",
-          "smtplab.testing", "smtplab.statefile")
+          "smtplab.testing")
 FACADE = ("smtplab.lab",)
 
 

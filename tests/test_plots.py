@@ -7,7 +7,8 @@ from matplotlib.figure import Figure
 
 from smtplab import Lab, relay_chain
 from smtplab.journal import Event, Hop, MessageTrace
-from smtplab.plots import LabFigure, chain_lengths, hop_times, segments
+from smtplab.plots import LabFigure, chain_lengths, hop_times
+from smtplab.timing import segments
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 T0 = 1_800_000_000.0  # an arbitrary wall-clock start, in seconds (time.time() precision: ~0.2 µs)

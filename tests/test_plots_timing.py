@@ -13,17 +13,10 @@ import pytest
 from matplotlib.figure import Figure
 from matplotlib.text import Annotation
 
-from smtplab import Lab, SendResult
+from smtplab import Lab, SendResult, plots, timing
 from smtplab.httpapi import ApiResult
-from smtplab.plots import (
-    LabFigure,
-    by_size,
-    compare,
-    exchanges,
-    ladder,
-    round_trips,
-    waterfall,
-)
+from smtplab.plots import LabFigure, by_size, compare, ladder, waterfall
+from smtplab.timing import exchanges, round_trips
 from smtplab.transcript import Entry, Transcript
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -356,3 +349,9 @@ def test_a_real_session_over_a_slow_link(tmp_path):
     assert crossings[len(crossings) // 2] == pytest.approx(10, abs=2), "a line crosses in about the link's delay"
     fig.savefig(tmp_path / "ladder.png")
     assert (tmp_path / "ladder.png").read_bytes().startswith(PNG_SIGNATURE)
+
+
+@pytest.mark.parametrize("name", ["exchanges", "round_trips", "segments"])
+def test_plots_still_offers_the_timing_functions(name):
+    assert name in plots.__all__
+    assert getattr(plots, name) is getattr(timing, name)

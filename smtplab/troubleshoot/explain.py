@@ -8,8 +8,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .. import codes
-from .checklist import _reply_meaning, _wrap
+from .. import replycodes as codes
+from .report import wrap
 
 _REPLY_RE = re.compile(r"^[0-9]{3}$")
 _CLASS_RE = re.compile(r"^([245])\.[Xx]\.[Xx]$")
@@ -40,15 +40,15 @@ class Explanation(list):
                 out.append("")
             rfc = f"  [{info.rfc}]" if info.rfc else ""
             out.append(f"{info.code}  {info.title}{rfc}")
-            out.append(_wrap(f"  {info.meaning}", width, "  "))
+            out.append(wrap(f"  {info.meaning}", width, "  "))
             if info.causes:
                 out.append("  Usual causes:")
-                out += [_wrap(f"    - {c}", width, "      ") for c in info.causes]
+                out += [wrap(f"    - {c}", width, "      ") for c in info.causes]
             if info.action:
-                out.append(_wrap(f"  What to do: {info.action}", width, "  "))
+                out.append(wrap(f"  What to do: {info.action}", width, "  "))
         if self.notes:
             out.append("")
-            out += [_wrap(f"{n}", width, "  ") for n in self.notes]
+            out += [wrap(f"{n}", width, "  ") for n in self.notes]
         return "\n".join(out)
 
     def __str__(self) -> str:
@@ -143,6 +143,25 @@ def explain(text: str | int) -> Explanation:
     return Explanation(query, infos, standard, notes, reply_text)
 
 
+def reply_meaning(line: str) -> tuple[str, str]:
+    """(what it means, what to do) for a reply line, from the codes catalogue: a check's advice on a refusal."""
+    try:
+        infos = codes.explain(line)
+    except ValueError:
+        return f"'{line}' is not a valid SMTP reply.", ""
+    reply = infos[0]
+    enhanced = infos[1] if len(infos) > 1 else None
+    meaning = f"{reply.code} ({reply.title}): {reply.meaning}"
+    if enhanced is not None:
+        meaning += f" {enhanced.code} ({enhanced.title}): {enhanced.meaning}"
+    action = reply.action
+    if enhanced is not None and enhanced.action and (line[:1] == "5" or enhanced.code.split(".")[1] in "12356"):
+        # The detail says best what to change; for temporary security/network trouble (4.7.x, 4.4.x)
+        # the reply code's "wait and retry" is the better advice (4.7.1 is mostly greylisting).
+        action = enhanced.action
+    return meaning, action
+
+
 #: The replies students meet most: what the table in notebook 08 lists (meanings come from codes.py).
 COMMON_CODES = (
     "220", "250", "354", "221", "235",
@@ -188,7 +207,7 @@ def code_table(replies: Sequence[str] = COMMON_CODES) -> CodeTable:
         title = " / ".join(dict.fromkeys(i.title for i in infos))
         meaning = " ".join(f"{i.code}: {_first_sentence(i.meaning)}" if n else _first_sentence(i.meaning)
                            for n, i in enumerate(infos))
-        action = _reply_meaning(reply)[1] if reply[0] in "45" else ""
+        action = reply_meaning(reply)[1] if reply[0] in "45" else ""
         rows.append((reply, title, meaning, _first_sentence(action)))
     return CodeTable(rows)
 

@@ -395,17 +395,20 @@ class PortExplorer(widgets.VBox):
 
     @staticmethod
     def _classify(result: Any) -> str:
-        error = result.error or ""
+        """ok, timeout or refused (no connection), stopped (STARTTLS missing), server (a refusal), tls, or error."""
+        failure = result.failure
         if result.ok:
             return "ok"
-        if error.startswith("Could not connect"):
-            return "timeout" if "timed out" in error else "refused" if "refused" in error else "error"
-        if "not supported by server" in error:
-            return "stopped"
-        if result.error_code or result.refused:
+        if result.refused or (failure is not None and failure.kind == "reply"):
             return "server"
-        if "SSL" in error or "TimeoutError" in error or "Timed out" in error:
-            return "tls"
+        if failure is None:
+            return "error"
+        if failure.stage == "connect":
+            return failure.kind if failure.kind in ("timeout", "refused") else "error"
+        if failure.kind == "not-offered":
+            return "stopped"
+        if failure.kind == "tls" or (failure.kind in ("timeout", "closed") and failure.stage in ("greeting", "tls")):
+            return "tls"  # a TLS mismatch: both sides wait, or one cannot read the other
         return "error"
 
     def _explain(self, result: Any, place_name: str, port: int, mode: str) -> str:
@@ -507,8 +510,11 @@ class PortExplorer(widgets.VBox):
             "tls": ("permanent", "The two sides disagree about TLS."),
             "stopped": ("permanent", "The client stopped: no STARTTLS on offer."),
         }.get(self.outcome, ("info", "It did not work."))
-        head = (f"<p><b>From {html.escape(place)} to {html.escape(self.server)} port {port}</b>: answered after "
-                f"{self.elapsed * 1000:.0f} ms. {html.escape(result.summary())}</p>")
+        waited = f"{self.elapsed * 1000:.0f} ms"
+        when = {"timeout": f"no answer; the client gave up after {waited}",
+                "refused": f"refused after {waited}"}.get(self.outcome, f"answered after {waited}")
+        head = (f"<p><b>From {html.escape(place)} to {html.escape(self.server)} port {port}</b>: {when}. "
+                f"{html.escape(result.summary())}</p>")
         parts = [head, _verdict_box(kind, title, html.escape(self.explanation))]
         if result.transcript is not None:
             parts.append(f"<p><b>The client's transcript</b><br><small>{LEGEND}</small></p>")
