@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import email.utils
 import json
-import secrets
 import ssl
 import time
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any
 
 from .mailboxes import mailbox_problem
+from .store import new_queue_id
 from .transcript import Entry, Transcript
 
 if TYPE_CHECKING:
@@ -105,7 +105,7 @@ class HttpApi:
             for rcpt in rcpts:  # as SMTP's RCPT would: a local address must be a real mailbox
                 if rcpt.rpartition("@")[2].lower() in self.host.domains and self.world.topology.user(rcpt) is None:
                     raise ApiError(422, "unknown_recipient", f"{rcpt} is not a mailbox here (SMTP would say 550 5.1.1).")
-            queue_id = secrets.token_hex(5).upper()
+            queue_id = new_queue_id()
             raw = _received(self, user, queue_id) + message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
             self.world.journal("received", self.host.name, queue_id, str(message["Message-ID"]), client="HTTP API",
                                tls=True, rcpts=rcpts)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import random
-import secrets
 import time
 from collections import deque
 from pathlib import Path
@@ -28,7 +27,7 @@ from .journal import Journal
 from .mailboxes import mailbox_problem
 from .mx import MXLookup, lookup_mx
 from .result import SendResult
-from .store import MailStore
+from .store import MailStore, new_queue_id
 from .topology import Host, Topology
 from .transcript import Transcript
 
@@ -103,7 +102,7 @@ class PostOffice:
             self.report("bounce", f"bounce for {', '.join(failed)} dropped: the sender {mail_from[:80]!r} {problem}")
             return
         dsn = relay_mod.delivery_status_notification(host.name, mail_from, failed, original)
-        await self.accept(host, "", [mail_from], dsn, secrets.token_hex(5).upper())
+        await self.accept(host, "", [mail_from], dsn, new_queue_id())
 
     async def deliver_once(self, client: Host, endpoint: Endpoint, sender: str, rcpts: list[str],
                            raw: bytes) -> SendResult:
