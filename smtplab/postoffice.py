@@ -83,9 +83,13 @@ class PostOffice:
         loop = asyncio.get_running_loop()
         for rcpt in local:
             headed = f"Return-Path: <{mail_from}>\r\nDelivered-To: {rcpt}\r\n".encode() + message
-            # Off the loop: creating a file can take most of a millisecond even unsynced (seen on
-            # this project's VMs), and meanwhile the loop serves every other session.
-            await loop.run_in_executor(self.store.io, self.store.deliver, rcpt, headed)
+            if self.store.durable:  # an fsync takes milliseconds: off the loop, which serves every other session
+                await loop.run_in_executor(self.store.io, self.store.deliver, rcpt, headed)
+            else:
+                # Unsynced, a create-write-rename costs less than handing it to a thread and
+                # taking the GIL back (measured with smtp-source, 10 x 2000: 2.3-2.6 ms of loop CPU
+                # a message against 2.9 + 0.3 in the io thread).
+                self.store.deliver(rcpt, headed)
         if local:
             self.journal("delivered", host.name, queue_id, message_id, rcpts=local)
         if remote:

@@ -8,8 +8,9 @@ nothing. It is not fsynced by default: a lab's state lives on a laptop or a
 Binder container, and a sync costs about a millisecond a message here, more
 than the whole rest of a session. ``Lab(durable=True)`` syncs every write, as
 a production MTA must (and then uses ``mailbox.Maildir.add``, which does).
-The write runs in a worker thread, so a slow disk never stalls the event loop
-that serves every other session.
+A durable write runs in a worker thread, so an fsync never stalls the event
+loop that serves every other session; an unsynced one runs on the loop, where
+it costs less than the hand-off to a thread would.
 
 Transcripts are not promises: they go to disk through one background writer
 thread, in order, off the event loop; :meth:`MailStore.flush` waits for it.
