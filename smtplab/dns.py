@@ -33,6 +33,7 @@ __all__ = ["DigAnswer", "LabDNS", "dig", "zone_text"]
 
 #: How many CNAMEs an answer follows before it gives up (a CNAME loop must not hang the server).
 MAX_CNAME_CHAIN = 8
+TCP_IDLE_TIMEOUT = 10.0  # seconds a DNS-over-TCP connection may sit idle before the server closes it
 
 
 def zone_text(topology: Topology, addresses: dict[str, str]) -> str:
@@ -135,13 +136,14 @@ class LabDNS:
     async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
-                (length,) = struct.unpack("!H", await reader.readexactly(2))
-                reply = self.answer(await reader.readexactly(length))
+                # RFC 7766 section 6.2.3: a server may close idle connections; a few seconds is usual.
+                (length,) = struct.unpack("!H", await asyncio.wait_for(reader.readexactly(2), TCP_IDLE_TIMEOUT))
+                reply = self.answer(await asyncio.wait_for(reader.readexactly(length), TCP_IDLE_TIMEOUT))
                 if reply is None:
                     break
                 writer.write(struct.pack("!H", len(reply)) + reply)
                 await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.TimeoutError):
             pass
         finally:
             writer.close()

@@ -36,10 +36,11 @@ if TYPE_CHECKING:
 __all__ = ["ApiResult", "HttpApi", "MAX_BODY", "api_post"]
 
 MAX_BODY = 1024 * 1024  # bytes a request body may have
+IDLE_TIMEOUT = 60.0  # seconds a connection may wait between requests (SMTP's is 300 s, RFC 5321 4.5.3.2)
 MAX_HEADERS = 16 * 1024  # bytes a request's headers may have (the stream reader's limit)
 REASONS = {200: "OK", 202: "Accepted", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-           405: "Method Not Allowed", 411: "Length Required", 413: "Content Too Large", 422: "Unprocessable Content",
-           500: "Internal Server Error", 503: "Service Unavailable"}
+           405: "Method Not Allowed", 408: "Request Timeout", 411: "Length Required", 413: "Content Too Large", 422: "Unprocessable Content",
+           500: "Internal Server Error", 501: "Not Implemented", 503: "Service Unavailable"}
 
 
 class ApiError(Exception):
@@ -69,7 +70,10 @@ class HttpApi:
         try:
             while True:
                 try:
-                    request = await _read_request(reader)
+                    request = await asyncio.wait_for(_read_request(reader), IDLE_TIMEOUT)
+                except asyncio.TimeoutError:
+                    note("server", "(idle: connection closed)", f"Nothing arrived for {IDLE_TIMEOUT:g} s.")
+                    break
                 except ApiError as err:
                     note("server", f"HTTP/1.1 {err.status} {REASONS[err.status]}", err.detail)
                     writer.write(_response(err.status, {"error": err.error, "detail": err.detail}, close=True))
@@ -101,7 +105,8 @@ class HttpApi:
             if method != "POST":
                 raise ApiError(405, "method_not_allowed", f"{method} is not allowed here; use POST.")
             user = self._authenticate(headers)
-            message, rcpts = _message(body, user)
+            owner = self.world.topology.user(user)
+            message, rcpts = _message(body, user, owner.address if owner is not None else "")
             for rcpt in rcpts:  # as SMTP's RCPT would: a local address must be a real mailbox
                 if rcpt.rpartition("@")[2].lower() in self.host.domains and self.world.topology.user(rcpt) is None:
                     raise ApiError(422, "unknown_recipient", f"{rcpt} is not a mailbox here (SMTP would say 550 5.1.1).")
@@ -132,11 +137,13 @@ def api_key(username: str) -> str:
     return f"lab-key-{username}"
 
 
-def _message(body: bytes, user: str) -> tuple[EmailMessage, list[str]]:
+def _message(body: bytes, user: str, own: str) -> tuple[EmailMessage, list[str]]:
     try:
         data = json.loads(body or b"null")
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ApiError(400, "bad_json", f"The body is not valid JSON: {err}.") from None
+    except RecursionError:
+        raise ApiError(400, "bad_json", "The body's JSON is nested too deeply.") from None
     if not isinstance(data, dict):
         raise ApiError(400, "bad_json", 'The body must be a JSON object like {"from": ..., "to": [...], ...}.')
     missing = [name for name in ("from", "to", "subject", "text") if name not in data]
@@ -149,8 +156,8 @@ def _message(body: bytes, user: str) -> tuple[EmailMessage, list[str]]:
             raise ApiError(422, "bad_address", f"{str(address)[:80]!r} is not a mailbox address: {problem}.")
     if not to:
         raise ApiError(422, "missing_field", "'to' needs at least one address.")
-    if data["from"].lower().partition("@")[0] != user:
-        raise ApiError(403, "forbidden", f"This key belongs to {user}; it cannot send as {data['from']}.")
+    if data["from"].lower() != own:  # as 587 does (553 5.7.1): a key sends as its own address only
+        raise ApiError(403, "forbidden", f"This key belongs to {user} ({own}); it cannot send as {data['from']}.")
     if not isinstance(data["subject"], str) or not isinstance(data["text"], str):
         raise ApiError(422, "bad_field", "'subject' and 'text' must be strings.")
     message = EmailMessage()
@@ -182,21 +189,35 @@ async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str, dict[st
     parts = lines[0].split()
     if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
         raise ApiError(400, "bad_request", f"Not an HTTP/1.1 request line: {lines[0][:80]!r}.")
-    headers = {}
+    headers: dict[str, str] = {}
+    lengths: list[str] = []
     for line in lines[1:]:
-        if ":" in line:
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
-    length = headers.get("content-length")
+        if not line:
+            continue
+        name, colon, value = line.partition(":")
+        if not colon or not name or name != name.strip():  # RFC 9112 section 5.1: no space before the colon
+            raise ApiError(400, "bad_request", f"Not a header line: {line[:80]!r}.")
+        name = name.lower()
+        if name == "content-length":
+            lengths.append(value.strip())
+        headers[name] = value.strip()
+    if "transfer-encoding" in headers:  # RFC 9112 section 6.1: this server reads Content-Length bodies only
+        raise ApiError(501 if headers["transfer-encoding"].lower() != "chunked" else 411, "length_required",
+                       "Transfer-Encoding is not supported here: send the body with a Content-Length.")
+    if len(set(lengths)) > 1:  # RFC 9112 section 6.3: different lengths are an error, never "the last one"
+        raise ApiError(400, "bad_request", "Two different Content-Length headers: which one is the body's?")
+    length = lengths[0] if lengths else None
     if parts[0] == "POST" and length is None:
         raise ApiError(411, "length_required", "Send a Content-Length header with the body.")
-    size = int(length) if length and length.isdigit() else 0
+    if length is not None and not (length.isascii() and length.isdigit() and len(length) <= 12):
+        raise ApiError(400, "bad_request", f"Content-Length must be a number of bytes, not {length[:20]!r}.")
+    size = int(length) if length else 0
     if size > MAX_BODY:
         if size <= 4 * MAX_BODY:  # read it first, so the client hears the 413 rather than a reset mid-upload
             with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
                 while size > 0:
                     size -= len(await reader.readexactly(min(size, 65536)))
-        raise ApiError(413, "too_large", f"The body is {int(length):,} bytes; at most {MAX_BODY:,} are accepted.")
+        raise ApiError(413, "too_large", f"The body is {int(length or 0):,} bytes; at most {MAX_BODY:,} are accepted.")
     body = await reader.readexactly(size) if size else b""
     return parts[0], parts[1], headers, body
 

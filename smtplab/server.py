@@ -20,7 +20,7 @@ import secrets
 import time
 from typing import TYPE_CHECKING, Any
 
-from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, Session, syntax
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, Session, TLSSetupException, syntax
 
 from .connections import ConnectionKey, key_of
 from .filters import apply_filters
@@ -111,6 +111,14 @@ class RecordingSMTP(SMTP):
             self.committing = True  # the final dot arrived: from now until the reply, the message is in flight
         super().data_received(data)
 
+    def _client_gone(self) -> bool:
+        """Whether the connection is closing, looking under TLS too (its app transport does not know)."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return True
+        inner = getattr(getattr(transport, "_ssl_protocol", None), "_transport", None)
+        return inner is not None and inner.is_closing()
+
     def stop_politely(self) -> None:
         """Close as a server that is shutting down does: never between storing a message and saying so.
 
@@ -163,6 +171,10 @@ class RecordingSMTP(SMTP):
             status = status.decode("utf-8", "replace")
         if self._help_reply and status.startswith("250 "):
             status = "214 " + status[4:]
+        if self._client_gone():
+            # The client has gone: writing would only make asyncio warn ("socket.send() raised
+            # exception.") once per pipelined command it left behind, into the student's cell.
+            return
         if not self._quiet_enhanced:
             status = with_enhanced_code(status)
         self.recorder.line("server", status)
@@ -194,6 +206,36 @@ class RecordingSMTP(SMTP):
             await super().smtp_HELO(hostname)
         finally:
             self._quiet_enhanced = False
+
+    @syntax("MAIL FROM: <address>", extended=" [SP <mail-parameters>]")
+    async def smtp_MAIL(self, arg: str) -> None:
+        await self._parsing(super().smtp_MAIL, arg, "MAIL FROM:<name@domain>")
+
+    @syntax("RCPT TO: <address>", extended=" [SP <mail-parameters>]")
+    async def smtp_RCPT(self, arg: str) -> None:
+        await self._parsing(super().smtp_RCPT, arg, "RCPT TO:<name@domain>")
+
+    async def _parsing(self, command: Any, arg: str, form: str) -> None:
+        """aiosmtpd's address parser raises on some malformed input (``RCPT TO:<``): a 501, not a traceback."""
+        try:
+            await command(arg)
+        except (IndexError, ValueError, TypeError, AttributeError):
+            await self.push(f"501 5.5.4 Syntax error in {_shown(arg or '')}: expected {form}")
+
+    async def handle_exception(self, error: Exception) -> str:
+        """What aiosmtpd's catch-all answers: a proper SMTP error, never a Python exception's text."""
+        if isinstance(error, TLSSetupException):
+            if self.recorder is not None:
+                self.recorder.event("client", "TLS handshake failed", "The client and the server could not agree on TLS.")
+            return "454 4.7.0 TLS handshake failed"
+        if isinstance(error, ValueError) and "longer than limit" in str(error):  # asyncio's readuntil, a huge line
+            return "500 5.5.2 Line too long"
+        where = f"{self.policy.host.name}:{self.policy.listener.port}"
+        self.policy.world.report("server", f"{where}: {type(error).__name__}: {error}")
+        if self.recorder is not None:
+            self.recorder.event("server", f"the server met an error: {type(error).__name__}",
+                                "A bug in the lab, not the client's fault: it is kept in lab.errors.")
+        return "451 4.3.0 The server met an internal error with that command; try again"
 
     @syntax("HELP [command]")
     async def smtp_HELP(self, arg: str) -> None:

@@ -165,3 +165,127 @@ def test_state_dir_and_its_files_are_private(tmp_path):
             assert loose == []
     finally:
         os.umask(old)
+
+
+# --- the HTTP API follows RFC 9110/9112 on message framing -----------------------------------
+
+def raw_http(lab: Lab, request: bytes, timeout: float = 5) -> bytes:
+    """Bytes exactly as given over TLS to the HTTP API; the whole answer until the server closes or goes quiet."""
+    import socket
+    import ssl
+    ep = lab.endpoint("smtp.example.org", 443)
+    context = ssl.create_default_context(cafile=str(lab.ca.cert_path))
+    with socket.create_connection((ep.address, ep.bound_port), timeout=timeout) as plain:
+        with context.wrap_socket(plain, server_hostname="smtp.example.org") as tls:
+            tls.sendall(request)
+            answer = b""
+            try:
+                while chunk := tls.recv(65536):
+                    answer += chunk
+                    if b"\r\n\r\n" in answer and b"Connection: close" in answer:
+                        break
+            except (TimeoutError, ssl.SSLError, ConnectionError):
+                pass
+    return answer
+
+
+BODY = b'{"from": "alice@example.org", "to": ["carol@example.org"], "subject": "s", "text": "t"}'
+
+
+@pytest.mark.parametrize("headers, status", [
+    (b"Content-Length: abc\r\n", b"400"),
+    (b"Content-Length: -1\r\n", b"400"),
+    (b"Content-Length: +86\r\n", b"400"),
+    ("Content-Length: 8\u00b2\r\n".encode(), b"400"),  # a superscript digit: int() would take it
+    (b"Content-Length: 86\r\nContent-Length: 10\r\n", b"400"),
+    (b"Transfer-Encoding: chunked\r\nContent-Length: 86\r\n", b"411"),
+    (b"Content-Length : 86\r\n", b"400"),
+])
+def test_http_api_framing_is_strict(lab, headers, status):
+    before = len(lab.inbox("carol@example.org"))
+    answer = raw_http(lab, b"POST /v1/send HTTP/1.1\r\nHost: smtp.example.org\r\nAuthorization: Bearer lab-key-alice\r\n"
+                      + headers + b"\r\n" + BODY)
+    assert answer.startswith(b"HTTP/1.1 " + status), answer[:200]
+    assert b"Error" not in answer.split(b"\r\n\r\n", 1)[1] or b'"error"' in answer  # JSON error, not a traceback
+    assert len(lab.inbox("carol@example.org")) == before
+    assert list(lab.errors) == []
+
+
+def test_http_api_still_takes_a_well_framed_request(lab):
+    answer = raw_http(lab, b"POST /v1/send HTTP/1.1\r\nHost: smtp.example.org\r\nAuthorization: Bearer lab-key-alice\r\n"
+                      b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(BODY) + BODY)
+    assert answer.startswith(b"HTTP/1.1 202"), answer[:200]
+
+
+def test_a_key_sends_only_as_its_own_address(lab):
+    result = lab.api_send("alice@evil.example", "carol@example.org", key="lab-key-alice")
+    assert result.statuses == [403] and "alice@example.org" in result.bodies[0]["detail"]
+
+
+def test_deeply_nested_json_is_a_clear_400(lab):
+    body = b"[" * 100_000 + b"]" * 100_000
+    answer = raw_http(lab, b"POST /v1/send HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer lab-key-alice\r\n"
+                      b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+    assert answer.startswith(b"HTTP/1.1 400") and b"nested too deeply" in answer, answer[:300]
+    assert list(lab.errors) == []
+
+
+def test_idle_api_and_dns_tcp_connections_are_closed(lab, monkeypatch):
+    import socket
+    import ssl
+
+    from smtplab import dns as lab_dns
+    from smtplab import httpapi
+    monkeypatch.setattr(httpapi, "IDLE_TIMEOUT", 0.3)
+    monkeypatch.setattr(lab_dns, "TCP_IDLE_TIMEOUT", 0.3)
+    ep = lab.endpoint("smtp.example.org", 443)
+    context = ssl.create_default_context(cafile=str(lab.ca.cert_path))
+    with context.wrap_socket(socket.create_connection((ep.address, ep.bound_port), timeout=5),
+                             server_hostname="smtp.example.org") as tls:
+        assert tls.recv(100) == b""  # the server hung up on a client that said nothing
+    with socket.create_connection((lab.dns.address, lab.dns.port), timeout=5) as dns_tcp:
+        assert dns_tcp.recv(100) == b""
+
+
+# --- nothing from a client's misbehaviour reaches a student's cell, or a reply -------------
+
+NOISE = """
+import socket, ssl, time
+from smtplab import Lab
+lab = Lab()
+ep = lab.endpoint("smtp.example.org", 465)
+ctx = ssl.create_default_context(cafile=str(lab.ca.cert_path))
+s = ctx.wrap_socket(socket.create_connection((ep.address, ep.bound_port)), server_hostname="smtp.example.org")
+s.recv(1000)
+s.sendall(b"NOOP\\r\\n" * 2000)  # pipelined, then gone
+s.close()
+time.sleep(1)
+assert lab.send("alice@example.org", "carol@example.org").ok
+print("errors:", list(lab.errors))
+lab.stop()
+"""
+
+
+def test_a_client_that_pipelines_and_vanishes_prints_nothing():
+    import subprocess
+    import sys
+    done = subprocess.run([sys.executable, "-c", NOISE], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "" and done.stdout.strip() == "errors: []", (done.stdout, done.stderr[-2000:])
+
+
+@pytest.mark.parametrize("line", [b"RCPT TO:<\r\n", b"RCPT TO:<\nbob@enet>\r\n", b"MAIL FROM:<\r\n",
+                                  b"RCPT TO:" + b"<" * 500 + b"\r\n"])
+def test_malformed_envelope_commands_get_501_not_an_exception(lab, line):
+    session, _ = smtp_prober(lab, "smtp.example.org", 587)
+    if not line.startswith(b"MAIL"):
+        session.send("MAIL FROM:<alice@example.org>")
+    session.send_bytes(line)
+    for _ in range(line.count(b"\n") - 1):  # a bare LF inside makes two commands: two replies
+        session.reply()
+    replies = [e.line for e in session.transcript if e.direction == "server" and e.kind == "line"]
+    assert not any("Error: (" in r for r in replies), replies
+    assert session.last_reply[:1] == "5", session.last_reply
+    session.send("NOOP")
+    assert session.last_reply.startswith("250")
+    session.close()
