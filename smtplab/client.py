@@ -189,6 +189,8 @@ class RawSession:
                 continue
             if entry.direction != "server":
                 break
+            if lines and entry.line[3:4] != "-":  # the last line of an earlier reply: this one starts after it
+                break
             lines.append(entry.line)
         return "\n".join(reversed(lines))
 

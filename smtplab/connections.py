@@ -17,12 +17,13 @@ closes; a watcher gets the server's view of that very session.
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from .transcript import Transcript
 
-__all__ = ["ConnectionKey", "Connections", "Watch", "key_of"]
+__all__ = ["ConnectionCap", "ConnectionKey", "Connections", "Watch", "key_of"]
 
 # (client address, client port, server address, server port)
 ConnectionKey = tuple[str, int, str, int]
@@ -87,3 +88,40 @@ class Connections:
 
     def __len__(self) -> int:
         return len(self.live)
+
+
+class ConnectionCap:
+    """At most `limit` open connections to one service; a newcomer past it sheds the longest idle one.
+
+    On loopback a flood and the student's own client share 127.0.0.1, so refusing newcomers
+    (as a per-address limit would) would lock the student out: closing the connection that
+    has been silent longest keeps a working session working (Postfix's anvil, for one box).
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._idle_since: dict[Any, float] = {}  # connection -> when it last did something
+        self._shed: dict[Any, Callable[[], None]] = {}
+        self.shed_count = 0
+
+    def admit(self, connection: Any, shed: Callable[[], None]) -> None:
+        """Count `connection` in; `shed` closes it politely if it must make room later."""
+        self._idle_since[connection] = time.monotonic()
+        self._shed[connection] = shed
+        while len(self._idle_since) > self.limit:
+            oldest = min(self._idle_since, key=self._idle_since.__getitem__)
+            close = self._shed.pop(oldest)
+            del self._idle_since[oldest]
+            self.shed_count += 1
+            close()
+
+    def touch(self, connection: Any) -> None:
+        if connection in self._idle_since:
+            self._idle_since[connection] = time.monotonic()
+
+    def leave(self, connection: Any) -> None:
+        self._idle_since.pop(connection, None)
+        self._shed.pop(connection, None)
+
+    def __len__(self) -> int:
+        return len(self._idle_since)

@@ -27,12 +27,14 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.zone
 
+from .connections import ConnectionCap
 from .topology import Topology
 
 __all__ = ["DigAnswer", "LabDNS", "dig", "zone_text"]
 
 #: How many CNAMEs an answer follows before it gives up (a CNAME loop must not hang the server).
 MAX_CNAME_CHAIN = 8
+MAX_TCP_CONNECTIONS = 500  # past it, the longest idle one is closed (see ConnectionCap)
 TCP_IDLE_TIMEOUT = 10.0  # seconds a DNS-over-TCP connection may sit idle before the server closes it
 
 
@@ -60,6 +62,7 @@ class LabDNS:
         self.queries = 0
         self._udp: asyncio.DatagramTransport | None = None
         self._tcp: asyncio.base_events.Server | None = None
+        self.tcp_cap = ConnectionCap(MAX_TCP_CONNECTIONS)
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -134,6 +137,7 @@ class LabDNS:
             name = alias[0].target  # follow the alias, as a resolver would
 
     async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.tcp_cap.admit(writer, writer.close)
         try:
             while True:
                 # RFC 7766 section 6.2.3: a server may close idle connections; a few seconds is usual.
@@ -143,9 +147,11 @@ class LabDNS:
                     break
                 writer.write(struct.pack("!H", len(reply)) + reply)
                 await writer.drain()
+                self.tcp_cap.touch(writer)
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.TimeoutError):
             pass
         finally:
+            self.tcp_cap.leave(writer)
             writer.close()
 
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any
 
+from .connections import ConnectionCap
 from .mailboxes import mailbox_problem
 from .store import new_queue_id
 from .transcript import Entry, Transcript
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = ["ApiResult", "HttpApi", "MAX_BODY", "api_post"]
 
 MAX_BODY = 1024 * 1024  # bytes a request body may have
+MAX_CONNECTIONS = 1000  # past it, the longest idle connection is closed (see ConnectionCap)
 IDLE_TIMEOUT = 60.0  # seconds a connection may wait between requests (SMTP's is 300 s, RFC 5321 4.5.3.2)
 MAX_HEADERS = 16 * 1024  # bytes a request's headers may have (the stream reader's limit)
 REASONS = {200: "OK", 202: "Accepted", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
@@ -54,6 +56,7 @@ class HttpApi:
 
     def __init__(self, world: "MailWorld", host: "Host", listener: "Listener") -> None:
         self.world, self.host, self.listener = world, host, listener
+        self.cap = ConnectionCap(MAX_CONNECTIONS)
 
     def keys(self) -> dict[str, str]:
         """API key -> the user it belongs to (the lab publishes them, like its passwords)."""
@@ -63,6 +66,8 @@ class HttpApi:
         peer = writer.get_extra_info("peername")
         transcript = Transcript(self.host.name, "server", port=self.listener.port, peer=f"{peer[0]}:{peer[1]}")
         t0 = time.perf_counter()
+
+        self.cap.admit(writer, writer.close)
 
         def note(direction: str, line: str, text: str) -> None:
             transcript.entries.append(Entry(time.perf_counter() - t0, self.host.name, direction, line, True, text))
@@ -81,6 +86,7 @@ class HttpApi:
                     break
                 if request is None:
                     break
+                self.cap.touch(writer)
                 method, path, headers, body = request
                 note("client", f"{method} {path} HTTP/1.1", "The client asks the API to do something: one request.")
                 note("client", f"({len(body)} bytes of JSON)" if body else "(no body)", "The request body.")
@@ -94,6 +100,7 @@ class HttpApi:
         except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
             pass
         finally:
+            self.cap.leave(writer)
             writer.close()
             self.world.record_session(transcript)
 

@@ -44,6 +44,7 @@ from .connections import ConnectionKey, Watch
 from .dns import DigAnswer, LabDNS, dig
 from .httpapi import MAX_HEADERS, ApiResult, HttpApi, api_key, api_post
 from .journal import MessageTrace
+from .limits import raise_open_file_limit
 from .loop import LoopThread
 from .mailboxes import mailbox_problem
 from .mx import MXLookup, lookup_mx, recorded_mx
@@ -113,6 +114,7 @@ class Lab:
         if latency_ms:
             self.network.places["student"] = dataclasses.replace(self.network.places["student"], delay=latency_ms / 1000)
 
+        raise_open_file_limit()  # a connection is a file: 1024 would stop the lab at ~1000 idle ones
         self._runner = LoopThread(self._on_loop_error)
         self._loop = self._runner.loop
         try:

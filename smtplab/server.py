@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, Session, TLSSetupException, syntax
 
-from .connections import ConnectionKey, key_of
+from .connections import ConnectionCap, ConnectionKey, key_of
 from .filters import apply_filters
 from .mailboxes import mailbox_problem
 from .store import new_queue_id
@@ -44,6 +44,9 @@ _DEFAULT_ENHANCED = {
 
 
 SHUTTING_DOWN = "421 4.3.2 Service shutting down, closing the connection"
+TOO_MANY = "421 4.7.0 Too many connections: closing the one idle longest (this one)"
+#: Open sessions one listener keeps; past it, the longest idle one is closed (see ConnectionCap).
+MAX_CONNECTIONS = 1000
 
 
 def with_enhanced_code(reply: str) -> str:
@@ -68,7 +71,7 @@ class RecordingSMTP(SMTP):
         self.connection: ConnectionKey | None = None  # (client ip, port, server ip, port), as this side sees it
         self.client_connection: ConnectionKey | None = None  # the client's own, when a network link carried it
         self.committing = False  # between the end of a message and the reply to it
-        self._close_after_reply = False
+        self._close_after_reply = ""  # the 421 to send once the pending reply is out
         self._help_reply = False  # answering HELP (214, not aiosmtpd's 250)
 
     def __dir__(self) -> list[str]:
@@ -107,6 +110,7 @@ class RecordingSMTP(SMTP):
         annotator = self.recorder.annotator
         was_in_data = annotator.in_data
         self.recorder.feed("client", data)
+        self.policy.cap.touch(self)
         if was_in_data and not annotator.in_data:
             self.committing = True  # the final dot arrived: from now until the reply, the message is in flight
         super().data_received(data)
@@ -119,7 +123,11 @@ class RecordingSMTP(SMTP):
         inner = getattr(getattr(transport, "_ssl_protocol", None), "_transport", None)
         return inner is not None and inner.is_closing()
 
-    def stop_politely(self) -> None:
+    def shed(self) -> None:
+        """Make room for a newcomer (ConnectionCap): the 421 says why."""
+        self.stop_politely(TOO_MANY)
+
+    def stop_politely(self, reason: str = SHUTTING_DOWN) -> None:
         """Close as a server that is shutting down does: never between storing a message and saying so.
 
         A message stored whose 250 never reached the client would be sent again: a duplicate.
@@ -127,15 +135,15 @@ class RecordingSMTP(SMTP):
         any other gets ``421`` and is closed at once.
         """
         if self.committing or self.recorder.annotator.in_data:
-            self._close_after_reply = True
-            self.loop.call_later(2.0, self._close_now)
+            self._close_after_reply = reason
+            self.loop.call_later(2.0, self._close_now, reason)
         else:
-            self._close_now()
+            self._close_now(reason)
 
-    def _close_now(self) -> None:
+    def _close_now(self, reason: str = SHUTTING_DOWN) -> None:
         if self.transport is not None and not self.transport.is_closing():
-            self.recorder.line("server", SHUTTING_DOWN)
-            self.transport.write(SHUTTING_DOWN.encode() + b"\r\n")
+            self.recorder.line("server", reason)
+            self.transport.write(reason.encode() + b"\r\n")
             self.transport.close()
 
     def connection_lost(self, error: Exception | None) -> None:
@@ -155,12 +163,14 @@ class RecordingSMTP(SMTP):
         world = self.policy.world
         self.connection = key_of(peer, transport.get_extra_info("sockname"))
         self.client_connection = world.connections.opened(self.connection, self)
+        self.policy.cap.admit(self, self.shed)
         transcript = Transcript(self.policy.host.name, "server", port=self.policy.listener.port,
                                 peer=f"{peer[0]}:{peer[1]}")
         return Recorder(transcript)
 
     def _close_session(self, transcript: Transcript) -> None:
         world = self.policy.world
+        self.policy.cap.leave(self)
         world.record_session(transcript)
         if self.connection is not None and self.client_connection is not None:
             world.connections.closed(self.connection, self.client_connection, transcript)
@@ -182,7 +192,7 @@ class RecordingSMTP(SMTP):
         if self.committing and not status.startswith("354"):
             self.committing = False
             if self._close_after_reply:
-                self._close_now()
+                self._close_now(self._close_after_reply)
 
     @syntax("EHLO hostname")
     async def smtp_EHLO(self, hostname: str) -> None:
@@ -302,10 +312,12 @@ class HostPolicy:
     def __dir__(self) -> list[str]:
         return _protocol_names(type(self))  # see RecordingSMTP.__dir__
 
-    def __init__(self, world: "MailWorld", host: Host, listener: Listener) -> None:
+    def __init__(self, world: "MailWorld", host: Host, listener: Listener,
+                 max_connections: int | None = None) -> None:
         self.world = world
         self.host = host
         self.listener = listener
+        self.cap = ConnectionCap(max_connections or MAX_CONNECTIONS)  # this listener's open sessions
 
     # --- capabilities and login -------------------------------------------
     async def handle_EHLO(self, server: SMTP, session: Session, envelope: Envelope, hostname: str,

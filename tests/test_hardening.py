@@ -289,3 +289,44 @@ def test_malformed_envelope_commands_get_501_not_an_exception(lab, line):
     session.send("NOOP")
     assert session.last_reply.startswith("250")
     session.close()
+
+
+# --- limits that keep a student's session alive ------------------------------------------------
+
+def test_a_submission_works_while_two_thousand_idle_connections_are_open(tmp_path):
+    import socket
+    import time
+    with Lab(state_dir=tmp_path, replace=False) as lab:
+        targets = [(lab.endpoint("smtp.example.org", 587).address, lab.endpoint("smtp.example.org", 587).bound_port),
+                   (lab.endpoint("smtp.example.org", 443).address, lab.endpoint("smtp.example.org", 443).bound_port),
+                   (lab.dns.address, lab.dns.port)]
+        idle = []
+        try:
+            for i in range(2000):
+                idle.append(socket.create_connection(targets[i % 3], timeout=5))
+            started = time.perf_counter()
+            result = lab.send("alice@example.org", "carol@example.org", subject="while flooded")
+            took = time.perf_counter() - started
+            assert result.ok, result
+            print(f"submission with 2000 idle connections open: {took * 1000:.0f} ms")
+            assert lab.dig("example.net", "MX").records()
+        finally:
+            for sock in idle:
+                sock.close()
+
+
+def test_past_its_cap_a_listener_sheds_the_longest_idle_connection(tmp_path, monkeypatch):
+    from smtplab import server
+    monkeypatch.setattr(server, "MAX_CONNECTIONS", 5)
+    with Lab(state_dir=tmp_path, replace=False) as lab:
+        idle = [lab.session("smtp.example.org", 25) for _ in range(5)]
+        idle[0].send("NOOP")  # now idle[1] has been silent longest
+        newcomer = lab.session("smtp.example.org", 25)
+        newcomer.send("EHLO newcomer.example")
+        assert newcomer.last_reply.startswith("250")
+        shed = idle[1]
+        shed.reply()
+        assert shed.closed and shed.last_reply.startswith("421 4.7.0"), shed.transcript.text()
+        assert all(not s.closed for s in idle if s is not shed)
+        for s in [*idle, newcomer]:
+            s.close()
