@@ -97,6 +97,8 @@ class LabDNS:
             query = dns.message.from_wire(wire)
         except Exception:
             return None  # not DNS: nothing sensible to say to it
+        if query.flags & dns.flags.QR:
+            return None  # a response, not a question: answering it could start a loop between two servers
         self.queries += 1
         try:
             response = dns.message.make_response(query)

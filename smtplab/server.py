@@ -289,9 +289,9 @@ def _now_for_headers() -> str:
     return _date_cache[1]
 
 
-def _bad_name(name: str) -> bool:
+def _bad_name(name: str | None) -> bool:
     """An EHLO/HELO name that must not reach a header: control characters (CR, NUL...) or overlong."""
-    return not name.isprintable() or len(name) > 255
+    return name is not None and (not name.isprintable() or len(name) > 255)  # None: aiosmtpd's 501 says why
 
 
 def _shown(address: str, limit: int = 80) -> str:
