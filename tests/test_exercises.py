@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import ast
+import html
+import json
 import os
 import re
+import subprocess
+import sys
 import textwrap
 from email.message import EmailMessage
 from pathlib import Path
@@ -434,7 +439,8 @@ def test_choice_widget_uses_a_dropdown():
 
     w = ask("handshake.ehlo-vs-helo")
     assert isinstance(w.answer_box, widgets.Dropdown)
-    assert list(w.answer_box.options) == ["HELO", "EHLO"]
+    assert list(w.answer_box.options) == list(get("handshake.ehlo-vs-helo").shown_choices)
+    assert sorted(w.answer_box.options) == ["EHLO", "HELO"]
     w.check_button.click()  # nothing chosen yet
     assert "No answer yet" in w.feedback.value
     w.answer_box.value = "HELO"
@@ -443,6 +449,97 @@ def test_choice_widget_uses_a_dropdown():
     w.answer_box.value = "EHLO"
     w.check_button.click()
     assert w.result and "\u2714" in w.feedback.value
+
+
+CHOICE = [e for e in BUILTIN if e.kind == "choice"]
+
+
+@pytest.mark.parametrize("ex", CHOICE, ids=lambda e: e.id)
+def test_choice_widget_shows_the_fair_order_and_checks_by_text_and_by_position(ex):
+    """Whatever the order, the student's pick is checked: by its text (.value) and by its place (.index)."""
+    w = ask(ex.id)
+    shown = list(w.answer_box.options)
+    assert shown == list(ex.shown_choices) and sorted(shown) == sorted(ex.choices)
+    w.answer_box.index = shown.index(ex.answer)  # the student picks the right line of the list
+    w.check_button.click()
+    assert w.result.correct and "smtplab-feedback-correct" in w.feedback.value
+    wrong = next(c for c in shown if c != ex.answer)
+    w.answer_box.value = wrong
+    w.check_button.click()
+    assert not w.result.correct and "smtplab-feedback-wrong" in w.feedback.value
+    assert ex.hint in html.unescape(w.feedback.value)
+
+
+def test_the_right_answer_is_rarely_the_first_option_over_the_course():
+    """Issue 10: as written, 20 of the 22 non-drill questions had the answer first; shown, about 1 in n should."""
+    def first(exercises, order):
+        return sum(order(e)[0] == e.answer for e in exercises)
+
+    drills = [e for e in CHOICE if len(e.choices) == 12]
+    others = [e for e in CHOICE if e not in drills]
+    assert len(drills) == 10 and len(others) == 22
+    assert first(others, lambda e: e.choices) == 20  # the authors' habit, which the display must not pass on
+    assert first(others, lambda e: e.shown_choices) <= len(others) / 3
+    assert first(CHOICE, lambda e: e.shown_choices) <= len(CHOICE) / 3
+    places = [e.shown_choices.index(e.answer) for e in CHOICE]
+    assert max(places.count(p) for p in set(places)) <= len(CHOICE) / 2  # no other favourite place either
+
+
+def test_the_shown_order_ignores_the_written_order_and_differs_between_exercises():
+    """The display must carry no trace of where the author put the answer."""
+    written = ["a reset", "silence", "a bounce", "a 421 reply"]
+    one = Exercise("test.order", "Q?", answer="silence", kind="choice", choices=written)
+    again = Exercise("test.order", "Q?", answer="silence", kind="choice", choices=written[::-1])
+    assert one.shown_choices == again.shown_choices and sorted(one.shown_choices) == sorted(written)
+    orders = {Exercise(f"test.order-{n}", "Q?", answer="silence", kind="choice", choices=written).shown_choices
+              for n in range(12)}
+    assert len(orders) > 6  # each exercise has its own order, not one fixed permutation
+
+
+def test_the_shown_order_is_the_same_in_every_process():
+    """Stored notebook outputs depend on it: it must not change with Python's per-process hash seed."""
+    script = ("import json; from smtplab.exercises import all_exercises; "
+              "print(json.dumps({e.id: e.shown_choices for e in all_exercises() if e.kind == 'choice'}))")
+    here = {e.id: list(e.shown_choices) for e in CHOICE}
+    for seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        env.pop("SMTPLAB_EXERCISES", None)
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env,
+                              timeout=60, check=True)
+        assert json.loads(done.stdout) == here
+
+
+def test_pick_one_of_lists_the_options_in_the_shown_order():
+    """The refusal must not list the options as written: that would put the answer first again."""
+    ex = get("mx.asked-first")
+    message = check(ex.id, "the A record of bob").message
+    assert "Pick one of: " + ", ".join(ex.shown_choices) + "." in message
+
+
+LONG = "the greeting comes first because the server speaks first whenever a client connects to it"
+
+
+@pytest.mark.parametrize("answer", [LONG, "it's " + LONG, "dot\r\n" * 20, "a" * 100])
+def test_a_long_answer_is_quoted_whole_words_first_and_the_quote_closes(answer):
+    """A cut word or an open quote reads as if the student had typed it so."""
+    message = check("handshake.end-of-data", answer).message
+    quoted = re.match(r"Not quite: (['\"])(.*)\1 is not the answer", message, flags=re.DOTALL)
+    assert quoted, message
+    quote, shown = quoted.groups()
+    assert shown.endswith("\u2026") and len(quote + shown + quote) <= 60
+    head = ast.literal_eval(quote + shown[:-1] + quote)  # what the student typed, up to the cut
+    assert answer.startswith(head) and len(head) > 20
+    if not answer.startswith("a" * 100):  # a single 100-letter "word" can only be cut inside
+        assert answer[len(head)].isspace(), shown
+
+
+def test_a_long_answer_in_the_widget_keeps_whole_words_and_closes_the_quote():
+    w = ask("handshake.end-of-data")
+    w.answer_box.value = LONG
+    w.check_button.click()
+    shown = html.unescape(w.feedback.value)
+    assert not w.result.correct
+    assert "'the greeting comes first because the server speaks first\u2026' is not the answer" in shown
 
 
 def test_widget_question_is_escaped():
@@ -467,7 +564,7 @@ def test_public_names():
 
 
 def _code_blocks(language: str) -> list[str]:
-    return re.findall(rf"```{language}\n(.*?)```", DOCS.read_text(encoding="utf-8"), flags=re.S)
+    return re.findall(rf"```{language}\n(.*?)```", DOCS.read_text(encoding="utf-8"), flags=re.DOTALL)
 
 
 def test_docs_toml_example_loads_and_self_tests(tmp_path):

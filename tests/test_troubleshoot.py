@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import graphlib
+import html
 import json
 import os
 import pty
@@ -15,6 +16,7 @@ import shlex
 import subprocess
 import sys
 import time
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,7 @@ import pytest
 from smtplab import Lab, LabError, codes
 from smtplab.exercises import all_exercises, get
 from smtplab.exercises import check as check_answer
+from smtplab.testing import closed_port, silent_port
 from smtplab.topology import load_scenario
 from smtplab.troubleshoot import (
     COMMON_CODES,
@@ -32,7 +35,7 @@ from smtplab.troubleshoot import (
     explain,
     split_target,
 )
-from smtplab.testing import closed_port, silent_port
+from smtplab.troubleshoot.report import CheckReport, Step
 
 SMTPLAB = [sys.executable, "-m", "smtplab.cli"]
 #: Every reply code RFC 5321 section 4.2.3 lists.
@@ -198,6 +201,44 @@ def test_the_report_renders_as_text_and_html(default_lab):
     assert repr(report) == "<CheckReport smtp.example.org port 587: Failed at step 7 (login): Log in.>"
 
 
+class _Cells(HTMLParser):
+    """The table cells of a page: (tag, style, text) for each th and td, in order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cells: list[list[str]] = []
+        self._open = False
+
+    def handle_starttag(self, tag, attrs):
+        if tag in ("th", "td"):
+            self.cells.append([tag, dict(attrs).get("style") or "", ""])
+            self._open = True
+
+    def handle_endtag(self, tag):
+        if tag in ("th", "td"):
+            self._open = False
+
+    def handle_data(self, data):
+        if self._open:
+            self.cells[-1][2] += data
+
+
+def test_the_report_table_reads_prose_from_the_left():
+    """Jupyter's CSS right-aligns table cells; long prose read from a ragged left edge is hard to follow."""
+    report = CheckReport("smtp.example.org", 587, "the lab", 5.0, steps=[
+        Step("resolve", True, "smtp.example.org is 127.0.0.2 (lab DNS)", "The name is in DNS.", seconds=0.002),
+        Step("login", False, "535 5.7.8 authentication credentials invalid", "The server refused the user "
+             "name or the password: everything before the login worked.", "Check Caps Lock.", 0.01),
+    ])
+    parser = _Cells()
+    parser.feed(report._repr_html_())
+    assert len(parser.cells) == 5 * 3  # a header row and two steps, five columns each
+    for n, (tag, style, text) in enumerate(parser.cells):
+        align = "right" if n % 5 == 0 else "left"  # only the step number is a number
+        assert f"text-align:{align}" in style.replace(" ", ""), (tag, text, style)
+    assert "The server refused the user name" in parser.cells[-1][2]
+
+
 # --- the drills -------------------------------------------------------------------------------------------------
 
 def test_the_drills_scenario_holds_every_drill():
@@ -275,6 +316,33 @@ def test_each_drill_has_an_exercise_that_accepts_the_diagnosis_and_refuses_the_o
     ids = {ex.id for ex in all_exercises("08-troubleshooting")}
     assert ids == {d.exercise for d in DRILLS.values()} | {"troubleshooting.refused-or-timeout",
                                                            "troubleshooting.retry-digit"}
+
+
+def test_drill_options_are_not_in_drill_order():
+    """Issue 10: as written, every drill lists the diagnoses in drill order, so drill N's answer is option N."""
+    written = [list(get(d.exercise).choices).index(d.diagnosis) for d in DRILLS.values()]
+    assert written == list(range(len(DRILLS)))  # how the TOML lists them; the display must not pass it on
+    shown = [get(d.exercise).shown_choices.index(d.diagnosis) for d in DRILLS.values()]
+    assert sum(place == n for n, place in enumerate(shown)) <= 2, shown
+    assert shown.count(0) <= len(shown) / 3, shown
+
+
+@pytest.mark.parametrize("drill", DRILLS.values(), ids=lambda d: d.id)
+def test_each_drill_widget_accepts_the_diagnosis_and_refuses_another(drill):
+    """The notebook shows each drill as a widget: click it as a student would."""
+    from smtplab.exercises import ask
+
+    w = ask(drill.exercise)
+    assert sorted(w.answer_box.options) == sorted(DIAGNOSES.values())
+    w.answer_box.value = drill.diagnosis
+    w.check_button.click()
+    assert w.result.correct and "\u2714" in w.feedback.value
+    for other in w.answer_box.options[:3]:
+        if other != drill.diagnosis:
+            w.answer_box.value = other
+            w.check_button.click()
+            assert not w.result.correct and "\u2718" in w.feedback.value
+            assert get(drill.exercise).hint in html.unescape(w.feedback.value)
 
 
 # --- explain ----------------------------------------------------------------------------------------------------

@@ -15,7 +15,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .core import Exercise, Feedback
-from .registry import all_exercises, check, exercise, get, load_dir, load_file, register, reload
+from .registry import (
+    all_exercises,
+    check,
+    exercise,
+    get,
+    load_dir,
+    load_file,
+    register,
+    reload,
+)
 
 if TYPE_CHECKING:
     from .widget import ExerciseWidget
@@ -35,12 +44,14 @@ __all__ = [
 ]
 
 
-def ask(id: str) -> "ExerciseWidget":
+def ask(id: str) -> ExerciseWidget:
     """A widget for exercise ``id``: the question, an answer box, a Check button and feedback.
 
     The widget has ``.answer_box``, ``.check_button``, ``.feedback`` (an HTML
     widget) and ``.result`` (the last Feedback). An unknown id raises KeyError.
     """
-    from .widget import ask as _ask  # ipywidgets is imported only when a widget is wanted
+    from .widget import (
+        ask as _ask,  # ipywidgets is imported only when a widget is wanted
+    )
 
     return _ask(id)

@@ -7,21 +7,24 @@ function that crashes all become feedback: ``check_answer`` never raises.
 
 from __future__ import annotations
 
+import hashlib
 import html
 import math
 import numbers
+import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Union
+from typing import Any, Union
 
-__all__ = ["Exercise", "Feedback", "KINDS"]
+__all__ = ["KINDS", "Exercise", "Feedback"]
 
 #: The ways an answer can be compared with the reference answer.
 KINDS = ("text", "number", "choice", "set")
 
 _CORRECT_STYLE = ("#1e7b34", "#e9f6ec", "\u2714")  # border, background, ✔
 _WRONG_STYLE = ("#a15c00", "#fff5e1", "\u2718")  # border, background, ✘
+_ELLIPSIS = "\u2026"
 
 
 @dataclass
@@ -66,12 +69,37 @@ class _Unreadable(ValueError):
 
 
 def _show(value: Any, limit: int = 60) -> str:
-    """A short, unambiguous rendering of a student's answer for messages."""
+    """A short, unambiguous rendering of a student's answer for messages.
+
+    A string is quoted with repr() (so CR and LF show as \\r\\n). A long answer is
+    cut at a word boundary with the "…" inside the quotes: a cut word or an
+    unclosed quote reads as if the student had typed it that way.
+    """
     try:
-        text = repr(value) if isinstance(value, str) else str(value)
-    except Exception:  # a hostile __str__ must not break the feedback
-        text = f"<{type(value).__name__}>"
-    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+        if isinstance(value, str):
+            return _fit(value, limit, repr)
+        return _fit(str(value), limit, str)
+    except Exception:  # noqa: BLE001 - a hostile __str__ must not break the feedback
+        return f"<{type(value).__name__}>"
+
+
+def _fit(text: str, limit: int, render: Callable[[str], str]) -> str:
+    """``render(text)``, or if that is longer than `limit`, ``render(head + "…")`` for the longest head that fits.
+
+    Heads end at a word boundary; only a first word longer than `limit` is cut inside.
+    """
+    whole = render(text)
+    if len(whole) <= limit:
+        return whole
+    ends = [m.start() for m in re.finditer(r"\s+", text[: limit + 1])]  # a longer head never fits
+    for end in reversed(ends):
+        head = text[:end].rstrip(",;:").rstrip()
+        if head and len(render(head + _ELLIPSIS)) <= limit:
+            return render(head + _ELLIPSIS)
+    for end in range(min(len(text), limit), 0, -1):  # one word, longer than the limit
+        if len(render(text[:end] + _ELLIPSIS)) <= limit:
+            return render(text[:end] + _ELLIPSIS)
+    return render(_ELLIPSIS)
 
 
 def _plain(value: Any) -> str:
@@ -118,6 +146,11 @@ def _norm_set(value: Any) -> frozenset:
             f"{_show(value)} is not a list of items; separate them with commas, like: a, b, c."
         )
     return frozenset(item for item in (_norm_text(i) for i in items) if item)
+
+
+def _order_key(exercise_id: str, choice: Any) -> bytes:
+    """Where a choice is shown: a stable hash of the exercise id and the choice's normalised text."""
+    return hashlib.sha256(f"{exercise_id}\0{_norm_text(choice)}".encode()).digest()
 
 
 def _is_blank(value: Any) -> bool:
@@ -214,6 +247,17 @@ class Exercise:
             return _norm_set(value)
         return _norm_text(value)
 
+    @property
+    def shown_choices(self) -> tuple:
+        """The choices in the order students see them (the widget's drop-down, "Pick one of").
+
+        Authors tend to write the right answer first, so the written order would
+        give it away. Sorting by a SHA-256 of (id, choice) gives each exercise its
+        own order that owes nothing to the written one, and, unlike Python's
+        salted hash(), is the same in every run, so stored notebook outputs stay put.
+        """
+        return tuple(sorted(self.choices, key=lambda choice: _order_key(self.id, choice)))
+
     def _norm_choices(self) -> list[str]:
         return [_norm_text(c) for c in self.choices]
 
@@ -275,7 +319,7 @@ class Exercise:
         except _Unreadable as exc:
             return self._not_yet(answer, str(exc))
         if self.kind == "choice" and got not in self._norm_choices():
-            options = ", ".join(_plain(c) for c in self.choices)
+            options = ", ".join(_plain(c) for c in self.shown_choices)
             return self._not_yet(answer, f"{_show(answer)} is not one of the options. Pick one of: {options}.")
         targets = [self._normalise(self.answer)] + [self._normalise(a) for a in self.accept]
         if any(self._same(got, target) for target in targets):

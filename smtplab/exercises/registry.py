@@ -16,9 +16,10 @@ import sys
 import threading
 import tomllib  # Python >= 3.11
 import warnings
+from collections.abc import Callable, Iterator
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from .core import Exercise, Feedback
 
@@ -137,7 +138,9 @@ def _load_toml(text: str, source: str) -> list[Exercise]:
         )
     tables = document.get("exercise", [])
     if not isinstance(tables, list):
-        raise ValueError(f"{source}: write each exercise as [[exercise]] (double brackets), not [exercise].")
+        raise ValueError(  # noqa: TRY004 - a mistake in the file's content, reported like the others
+            f"{source}: write each exercise as [[exercise]] (double brackets), not [exercise]."
+        )
     parsed: list[tuple[Exercise, bool]] = []
     for number, table in enumerate(tables, start=1):
         table = dict(table)

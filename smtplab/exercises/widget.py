@@ -31,7 +31,8 @@ def _question_html(ex: Exercise) -> str:
 class ExerciseWidget(widgets.VBox):
     """The widget returned by :func:`ask`.
 
-    ``answer_box`` is a Text (a Dropdown for kind "choice"), ``check_button``
+    ``answer_box`` is a Text (for kind "choice" a Dropdown of ``exercise.shown_choices``,
+    whose value is the chosen text, checked as typed text would be), ``check_button``
     checks it, ``feedback`` is an HTML widget whose ``.value`` is the feedback
     box, and ``result`` is the last :class:`Feedback` (None before any check).
     """
@@ -40,7 +41,7 @@ class ExerciseWidget(widgets.VBox):
         question = widgets.HTML(_question_html(exercise))
         if exercise.kind == "choice":
             answer_box: widgets.ValueWidget = widgets.Dropdown(
-                options=list(exercise.choices), value=None, description="Answer:"
+                options=list(exercise.shown_choices), value=None, description="Answer:"
             )
         else:
             answer_box = widgets.Text(

@@ -101,6 +101,7 @@ class CheckReport:
         return f"<CheckReport {self.host} port {self.port}: {self.verdict}>"
 
     def _repr_html_(self) -> str:
+        """A table, one row per step; each cell carries its alignment, since Jupyter's CSS right-aligns cells."""
         rows = []
         for number, s in enumerate(self.steps, 1):
             style = "" if s.ok else ' style="background:#fff5e1"'
@@ -108,16 +109,23 @@ class CheckReport:
                 '<span style="color:#a15c00"><b>&#10008; FAIL</b></span>'
             meaning = html.escape(s.meaning)
             nxt = f"<br><b>Try next:</b> {html.escape(s.next_step)}" if s.next_step else ""
-            rows.append(f"<tr{style}><td>{number}</td><td>{mark}</td><td><b>{html.escape(s.name)}</b><br>"
-                        f"<small>{html.escape(s.title)}</small></td><td>{html.escape(s.detail)}"
-                        f"<br><small>{_ms(s.seconds)}</small></td><td>{meaning}{nxt}</td></tr>")
+            rows.append(f"<tr{style}><td{_NUMBER}>{number}</td><td{_PROSE}>{mark}</td>"
+                        f"<td{_PROSE}><b>{html.escape(s.name)}</b><br><small>{html.escape(s.title)}</small></td>"
+                        f"<td{_PROSE}>{html.escape(s.detail)}<br><small>{_ms(s.seconds)}</small></td>"
+                        f"<td{_PROSE}>{meaning}{nxt}</td></tr>")
         colour = "#1e7b34" if self.ok else "#a15c00"
+        head = "".join(f"<th{_NUMBER if title == '#' else _PROSE}>{title}</th>"
+                       for title in ("#", "result", "step", "what happened", "what it means"))
         return (f'<div class="smtplab-check"><p><b>Checking {html.escape(self.host)} port {self.port}</b><br>'
                 f"<small>{html.escape(self.where)}; timeout {self.timeout:g} s per network wait</small></p>"
-                '<table style="text-align:left"><thead><tr><th>#</th><th>result</th><th>step</th>'
-                "<th>what happened</th><th>what it means</th></tr></thead>"
+                f"<table><thead><tr>{head}</tr></thead>"
                 f'<tbody>{"".join(rows)}</tbody></table>'
                 f'<p style="color:{colour}"><b>{html.escape(self.verdict)}</b></p></div>')
+
+
+#: Cell styles for the HTML table: prose reads from the left, the step number lines up on the right.
+_PROSE = ' style="text-align:left;vertical-align:top"'
+_NUMBER = ' style="text-align:right;vertical-align:top"'
 
 
 def _ms(seconds: float) -> str:
