@@ -14,8 +14,13 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[lab,test]"
 	touch $@
 
+# Terminals opened in JupyterLab must find `smtplab` (the venv's console script): put the venv first on PATH,
+# and start them as plain interactive shells. (When JupyterLab's stdout is not a terminal, it starts login
+# shells, and a login shell's /etc/profile resets PATH.) LAB_ARGS adds options, e.g. LAB_ARGS=--no-browser.
+LAB_ARGS ?=
 lab: $(BIN)/.installed
-	$(BIN)/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root) \
+	    --ServerApp.terminado_settings="shell_command=$${SHELL:-/bin/sh}" $(LAB_ARGS)
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest
