@@ -8,7 +8,7 @@ served from a port the OS picks, on the host's own loopback address
 from __future__ import annotations
 
 import socket
-from typing import Sequence
+from collections.abc import Sequence
 
 from .client import Endpoint
 from .result import LabError

@@ -408,7 +408,7 @@ class Annotator:
         if idx and code != self._reply_code:
             note = "Malformed reply: all lines of one multi-line reply must carry the same code."
         else:
-            note = self._server_note(r, ctx, idx)
+            note = self._server_note(r, code, ctx, idx)
         if r.last:
             self._line_no = 0
             self._finish_reply(code, ctx)
@@ -441,8 +441,7 @@ class Annotator:
             self.in_data = True
             self._in_headers = True
 
-    def _server_note(self, r: Reply, ctx: str, idx: int) -> str:
-        code = r.code
+    def _server_note(self, r: Reply, code: int, ctx: str, idx: int) -> str:
         if idx:
             if ctx == "EHLO" and code == 250:
                 return describe_capability(r.text)
@@ -526,7 +525,7 @@ class Annotator:
             what = "no SMTP service here"
         else:
             what = _FAIL_SHORT.get(code) or f"non-standard code, a {reply_kind(code)}"
-        if detail and detail[len(enh) + 4:-1] == what:
+        if enh and detail[len(enh) + 4:-1] == what:  # detail is set exactly when enh is
             detail = f" ({enh})"
         what += detail
         if ctx == "GREETING":

@@ -104,7 +104,8 @@ def _describe(info: dict[str, Any]) -> str:
     rows = [f"smtplab is running (state in {info['state_dir']}). Ctrl-C stops it.", "",
             f"  {'host':<18} {'port':>5}  {'role':<12} {'tls':<9} {'auth':<9} really at"]
     for s in info["servers"]:
-        rows.append(f"  {s['host']:<18} {s['port']:>5}  {s['role']:<12} {s['tls']:<9} {s['auth']:<9} {s['address']}:{s['bound_port']}")
+        rows.append(f"  {s['host']:<18} {s['port']:>5}  {s['role']:<12} {s['tls']:<9} {s['auth']:<9} "
+                    f"{s['address']}:{s['bound_port']}")
     dns = info["dns"]
     for api in info.get("http_api", ()):
         rows.append(f"  {api['host']:<18} {api['port']:>5}  {'http-api':<12} {'implicit':<9} {'key':<9} "
@@ -150,8 +151,9 @@ def _send(args: argparse.Namespace) -> int:
             result = lab.send(args.sender, args.recipients, args.subject, args.body, server=args.server,
                               port=args.port, tls=args.tls, login=login)
             lab.wait_for_queue(5)
-    print(result.transcript.text(notes=not args.no_notes))
-    print()
+    if result.transcript is not None:  # submit() always records one
+        print(result.transcript.text(notes=not args.no_notes))
+        print()
     print(("OK: " if result.ok else "FAILED: ") + result.summary())
     return 0 if result.ok else 1
 

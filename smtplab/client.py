@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import aiosmtplib
 from aiosmtplib.protocol import SMTPProtocol
@@ -70,6 +71,8 @@ class RecordingSMTPClient(aiosmtplib.SMTP):
 
     async def _create_connection(self, timeout: float | None) -> Any:
         # aiosmtplib builds its protocol here; this is its sock= branch with our protocol.
+        if self.loop is None:  # connect() sets it before calling this, as in aiosmtplib's own version
+            raise RuntimeError("No event loop set")
         protocol = RecordingProtocol(self.recorder, loop=self.loop, connection_lost_callback=self._on_connection_lost)
         tls_context = await self._get_tls_context() if self.use_tls else None
         transport, _ = await asyncio.wait_for(
@@ -137,7 +140,7 @@ class RawSession:
         while True:
             try:
                 raw = await asyncio.wait_for(self._reader.readline(), self.reply_timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 self.recorder.event("server", f"(no reply within {self.reply_timeout:g} s)",
                                     "The server is still waiting for something, or has stopped answering.")
                 break
@@ -223,7 +226,7 @@ class RawSession:
             self._writer.close()
             try:
                 await asyncio.wait_for(self._writer.wait_closed(), 1)
-            except (asyncio.TimeoutError, ConnectionError, ssl.SSLError):
+            except (TimeoutError, ConnectionError, ssl.SSLError):
                 pass
 
 
@@ -303,7 +306,7 @@ async def submit(plan: SendPlan, tls_context: ssl.SSLContext, *, source: str | N
               "Opening a TCP connection; the lab maps the logical port to the real one.")
     try:
         sock = await open_socket(ep.address, ep.bound_port, plan.timeout, source, before_connect)
-    except (OSError, asyncio.TimeoutError) as err:
+    except (TimeoutError, OSError) as err:
         if isinstance(err, asyncio.TimeoutError):
             reason = f"timed out after {plan.timeout:g} s (no answer at all: a firewall may be dropping the packets)"
         elif isinstance(err, ConnectionRefusedError):
@@ -361,7 +364,7 @@ async def submit(plan: SendPlan, tls_context: ssl.SSLContext, *, source: str | N
         if client.is_connected:
             try:
                 await asyncio.wait_for(client.quit(), 1)
-            except (aiosmtplib.SMTPException, asyncio.TimeoutError, OSError):
+            except (TimeoutError, aiosmtplib.SMTPException, OSError):
                 pass
         client.close()
     result.tls = rec.tls

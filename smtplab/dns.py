@@ -121,7 +121,7 @@ class LabDNS:
     def _fault(self, name: dns.name.Name) -> str | None:
         return next((kind for faulty, kind in self.faults.items() if name.is_subdomain(faulty)), None)
 
-    def _resolve(self, name: dns.name.Name, rdtype: int, response: dns.message.Message) -> None:
+    def _resolve(self, name: dns.name.Name, rdtype: dns.rdatatype.RdataType, response: dns.message.Message) -> None:
         for _ in range(MAX_CNAME_CHAIN):
             node = self.zone.get_node(name)
             if node is None:
@@ -150,7 +150,7 @@ class LabDNS:
                 writer.write(struct.pack("!H", len(reply)) + reply)
                 await writer.drain()
                 self.tcp_cap.touch(writer)
-        except (asyncio.IncompleteReadError, ConnectionError, asyncio.TimeoutError):
+        except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
             self.tcp_cap.leave(writer)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections import Counter, deque
-from typing import Iterator
+from collections.abc import Iterator
 
 __all__ = ["ErrorLog"]
 

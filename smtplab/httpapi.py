@@ -41,8 +41,8 @@ MAX_CONNECTIONS = 1000  # past it, the longest idle connection is closed (see Co
 IDLE_TIMEOUT = 60.0  # seconds a connection may wait between requests (SMTP's is 300 s, RFC 5321 4.5.3.2)
 MAX_HEADERS = 16 * 1024  # bytes a request's headers may have (the stream reader's limit)
 REASONS = {200: "OK", 202: "Accepted", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-           405: "Method Not Allowed", 408: "Request Timeout", 411: "Length Required", 413: "Content Too Large", 422: "Unprocessable Content",
-           500: "Internal Server Error", 501: "Not Implemented", 503: "Service Unavailable"}
+           405: "Method Not Allowed", 408: "Request Timeout", 411: "Length Required", 413: "Content Too Large",
+           422: "Unprocessable Content", 500: "Internal Server Error", 501: "Not Implemented", 503: "Service Unavailable"}
 
 
 class ApiError(Exception):
@@ -54,7 +54,7 @@ class ApiError(Exception):
 class HttpApi:
     """The API of one host: a protocol factory for asyncio's create_server."""
 
-    def __init__(self, world: "MailWorld", host: "Host", listener: "Listener") -> None:
+    def __init__(self, world: MailWorld, host: Host, listener: Listener) -> None:
         self.world, self.host, self.listener = world, host, listener
         self.cap = ConnectionCap(MAX_CONNECTIONS)
 
@@ -76,7 +76,7 @@ class HttpApi:
             while True:
                 try:
                     request = await asyncio.wait_for(_read_request(reader), IDLE_TIMEOUT)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     note("server", "(idle: connection closed)", f"Nothing arrived for {IDLE_TIMEOUT:g} s.")
                     break
                 except ApiError as err:
@@ -271,7 +271,7 @@ async def api_post(address: str, port: int, hostname: str, key: str, payloads: l
     try:
         reader, writer = await asyncio.wait_for(
             asyncio.open_connection(address, port, ssl=tls_context, server_hostname=hostname), timeout)
-    except (OSError, asyncio.TimeoutError) as err:
+    except (TimeoutError, OSError) as err:
         result.connect = time.perf_counter() - started  # the time it took to give up counts too
         result.error = ("timed out" if isinstance(err, asyncio.TimeoutError) else str(err)) + f" connecting to {hostname}:443"
         return result
@@ -289,7 +289,7 @@ async def api_post(address: str, port: int, hostname: str, key: str, payloads: l
             result.bodies.append(json.loads(await reader.readexactly(length)))
             result.statuses.append(status)
             result.requests.append(time.perf_counter() - t)
-    except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError) as err:
+    except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError) as err:
         result.error = f"{type(err).__name__}: {err}"
     finally:
         writer.close()

@@ -74,7 +74,7 @@ class MessageTrace:
         return self.hops[-1].arrived - self.hops[0].arrived if self.hops else None
 
     @classmethod
-    def build(cls, journal: Journal, message_id: str) -> "MessageTrace":
+    def build(cls, journal: Journal, message_id: str) -> MessageTrace:
         events = journal.of(message_id)
         hops: list[Hop] = []
         for e in events:

@@ -33,9 +33,10 @@ import shutil
 import socket
 import tempfile
 import weakref
+from collections.abc import Coroutine, Sequence
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any, Awaitable, Sequence, TypeVar
+from typing import Any, TypeVar
 
 from . import relay as relay_mod
 from .addresses import AddressBook
@@ -77,8 +78,8 @@ SERVER_VIEW_WAIT = 2.0  # seconds a send waits for the server to report the sess
 class Lab:
     """A running lab world. ``Lab()`` starts the default scenario and returns when every server accepts connections."""
 
-    _current: "Lab | None" = None
-    _all: "weakref.WeakSet[Lab]" = weakref.WeakSet()
+    _current: Lab | None = None
+    _all: weakref.WeakSet[Lab] = weakref.WeakSet()
 
     def __init__(self, scenario: str | Path | dict[str, Any] | Topology = "default", *,
                  state_dir: str | Path | None = None, replace: bool = True, durable: bool = False,
@@ -217,14 +218,14 @@ class Lab:
         for server in servers:
             try:
                 await asyncio.wait_for(server.wait_closed(), 2)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    def __enter__(self) -> "Lab":
+    def __enter__(self) -> Lab:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -236,15 +237,24 @@ class Lab:
     # --- running coroutines on the lab's loop -------------------------------
     def _check_running(self) -> None:
         if not self.running:
-            raise LabError("This lab has been stopped (perhaps a newer Lab() replaced it). Use the newer lab, or make one with Lab().")
+            raise LabError("This lab has been stopped (perhaps a newer Lab() replaced it). "
+                           "Use the newer lab, or make one with Lab().")
 
-    def _run(self, coro: Awaitable[T], timeout: float | None = 60) -> T:
+    def _run(self, coro: Coroutine[Any, Any, T], timeout: float | None = 60) -> T:
         return self._runner.run(coro, timeout)
 
-    async def _in_loop(self, coro: Awaitable[T]) -> T:
+    async def _in_loop(self, coro: Coroutine[Any, Any, T]) -> T:
         return await self._runner.in_loop(coro)
 
     # --- addresses ---------------------------------------------------------
+    def _host(self, name: str, port: int = 25) -> Host:
+        """The lab's host called `name`; the friendly "no such host" LabError if there is none."""
+        host = self.topology.host(name)
+        if host is None:
+            self.endpoint(name, port)  # raises the friendly "no such host", with the lab's host names
+            raise LabError(f"There is no host called {name!r} in this lab.")  # not reached: endpoint() raised
+        return host
+
     def endpoint(self, host: str, port: int) -> Endpoint:
         """Where logical `host`:`port` is really served; a clear LabError if the lab has no such listener."""
         return self.address_book.endpoint(host, port)
@@ -306,9 +316,7 @@ class Lab:
                 raise LabError(f"{sender.rpartition('@')[2]} has no submission server in this lab; "
                                "say where to send with server=... and port=....")
             server = home.name
-        host = self.topology.host(server)
-        if host is None:
-            self.endpoint(server, port or 25)  # raises the friendly "no such host"
+        host = self._host(server, port or 25)
         if port is None:
             port = next((p for p in (587, 465, 2525, 25) if host.listener(p)), host.listeners[0].port)
         endpoint = self.endpoint(server, port)
@@ -360,17 +368,19 @@ class Lab:
             plan = dataclasses.replace(plan, endpoint=routed)
         try:
             result = await submit(plan, self.client_tls, source=source, before_connect=watch_it)
-            self.post.record_session(result.transcript)
+            transcript = result.transcript
+            assert transcript is not None, "submit() always records the session"
+            self.post.record_session(transcript)
             if watch is not None:
                 result.wire = watch.capture
-                result.server_transcript = await _server_view(watch, result.transcript)
+                result.server_transcript = await _server_view(watch, transcript)
         finally:
             if key is not None:
                 connections.unwatch(key)
         return result
 
     def session(self, server: str = "smtp.example.org", port: int = 587, *, timeout: float = 3.0,
-                network: str = "student", source_port: int = 0) -> "Session":
+                network: str = "student", source_port: int = 0) -> Session:
         """Open a hand-typed session (like telnet or ``openssl s_client``) with a lab listener.
 
         ``source_port`` fixes the client's own port: two sessions to two servers may share one,
@@ -472,9 +482,7 @@ class Lab:
     def start_host(self, name: str) -> None:
         """Bring a host back up, on the same ports."""
         self._check_running()
-        host = self.topology.host(name)
-        if host is None:
-            self.endpoint(name, 25)
+        host = self._host(name)
         if host.name not in self._servers:
             self._run(self._start_host(host))
 
@@ -601,7 +609,7 @@ async def _server_view(watch: Watch, transcript: Transcript, wait: float = SERVE
         return None
     try:
         return await asyncio.wait_for(asyncio.shield(watch.server_view), wait)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return None
 
 
@@ -680,7 +688,7 @@ class Session:
         self._server_transcript = self._lab._run(_server_view(self._watch, self.transcript))
         self._lab.post.connections.unwatch(self._watch.key)
 
-    def __enter__(self) -> "Session":
+    def __enter__(self) -> Session:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
-from typing import Any, Awaitable, Callable, TypeVar
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 from .result import LabError
 
@@ -34,25 +35,25 @@ class LoopThread:
     def closed(self) -> bool:
         return self.loop.is_closed()
 
-    def run(self, coro: Awaitable[T], timeout: float | None = 60) -> T:
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = 60) -> T:
         """Run `coro` on the loop and wait for its result, from any other thread."""
         if threading.current_thread() is self.thread:
-            coro.close()  # type: ignore[attr-defined]
+            coro.close()
             raise LabError("This lab method blocks; inside the lab's own loop use its async twin (await lab.asend(...)).")
-        future = asyncio.run_coroutine_threadsafe(coro, self.loop)  # type: ignore[arg-type]
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
         try:
             return future.result(timeout)
         except concurrent.futures.TimeoutError:
             future.cancel()
             raise LabError(f"The lab did not finish within {timeout} s; lab.errors may say why.") from None
 
-    async def in_loop(self, coro: Awaitable[T]) -> T:
+    async def in_loop(self, coro: Coroutine[Any, Any, T]) -> T:
         """Await `coro` on the lab's loop, from whichever loop the caller is on."""
         if asyncio.get_running_loop() is self.loop:
             return await coro
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))  # type: ignore[arg-type]
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))
 
-    def close(self, last: Callable[[], Awaitable[None]] | None = None, timeout: float = 10) -> None:
+    def close(self, last: Callable[[], Coroutine[Any, Any, None]] | None = None, timeout: float = 10) -> None:
         """Run `last` (a shutdown coroutine function) on the loop, then stop the loop and its thread."""
         if self.loop.is_closed():
             return

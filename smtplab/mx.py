@@ -68,7 +68,7 @@ class MXLookup:
     def step(self, text: str) -> None:
         self.steps.append(text)
 
-    def fail(self, text: str, permanent: bool, reply: str) -> "MXLookup":
+    def fail(self, text: str, permanent: bool, reply: str) -> MXLookup:
         self.error, self.permanent, self.reply = text, permanent, reply
         self.step(("PERMANENT: " if permanent else "TEMPORARY: ") + text)
         return self

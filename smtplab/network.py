@@ -26,8 +26,8 @@ import random
 import socket
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from .client import Endpoint
 from .connections import ConnectionKey, Connections, key_of
@@ -118,7 +118,8 @@ class Capture:
 
     def _repr_html_(self) -> str:
         rows = "".join(
-            f"<tr><td style='text-align:right'>{r.t * 1000:.1f}</td><td>{'client → server' if r.direction == 'client' else 'server → client'}</td>"
+            f"<tr><td style='text-align:right'>{r.t * 1000:.1f}</td>"
+            f"<td>{'client → server' if r.direction == 'client' else 'server → client'}</td>"
             f"<td>{r.kind}</td><td style='text-align:left'><code>{html.escape(r.summary)}</code></td>"
             f"<td style='text-align:left'><code>{html.escape(r.hex)}</code></td></tr>" for r in self.records())
         return (f"<div><b>On the wire</b> between {html.escape(self.place)} and {html.escape(self.server)} port {self.port}"
@@ -235,7 +236,7 @@ class Link:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     # --- one connection ------------------------------------------------------
-    async def _serve(self, client: "_Accepted") -> None:
+    async def _serve(self, client: _Accepted) -> None:
         loop = asyncio.get_running_loop()
         peer = client.transport.get_extra_info("peername")
         carried = key_of(peer, client.transport.get_extra_info("sockname"))
@@ -266,7 +267,7 @@ class Link:
         finally:
             self.connections.release(upstream)
 
-    async def _relay(self, client: "_Accepted", upstream_reader: asyncio.StreamReader,
+    async def _relay(self, client: _Accepted, upstream_reader: asyncio.StreamReader,
                      upstream_writer: asyncio.StreamWriter, capture: Capture, start: float) -> None:
         loop = asyncio.get_running_loop()
         middlebox = self.middlebox() if self.middlebox is not None else None  # one per connection: it has state
@@ -351,7 +352,7 @@ class Place:
         return LinkSettings(self.delay, self.jitter, self.bandwidth, "" if self.lets_out(port) else self.how)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Place":
+    def from_dict(cls, data: dict) -> Place:
         allowed = data.get("allowed")
         kbps = data.get("bandwidth_kbps")
         return cls(data["name"], data.get("about", ""), data.get("delay_ms", 0) / 1000, data.get("jitter_ms", 0) / 1000,

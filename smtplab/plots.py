@@ -21,7 +21,8 @@ Figures are made with :class:`matplotlib.figure.Figure`, never with pyplot, so
 nothing touches pyplot's global state or the backend: they work headless in
 tests and scripts. The figures these functions make show themselves as a PNG
 when they are the last value of a notebook cell (``_repr_png_``); ``savefig``
-works as usual.
+works as usual. Given ``ax=``, a function draws into that axes and returns
+``ax.figure`` (a :class:`~matplotlib.figure.SubFigure` if the axes is in one).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from matplotlib.axes import Axes
-from matplotlib.figure import Figure
+from matplotlib.figure import Figure, SubFigure
 from matplotlib.patches import Rectangle
 
 from .timing import (
@@ -72,7 +73,7 @@ class LabFigure(Figure):
         return buffer.getvalue()
 
 
-def _new_axes(ax: Axes | None, size: tuple[float, float]) -> tuple[Figure, Axes]:
+def _new_axes(ax: Axes | None, size: tuple[float, float]) -> tuple[Figure | SubFigure, Axes]:
     if ax is not None:
         return ax.figure, ax
     figure = LabFigure(figsize=size, layout="constrained")
@@ -84,7 +85,7 @@ def _fmt(ms: float) -> str:
 
 
 def hop_times(trace_or_traces: Any, ax: Axes | None = None, *, labels: Sequence[str] | None = None,
-              title: str | None = None) -> Figure:
+              title: str | None = None) -> Figure | SubFigure:
     """Where a message's time went, hop by hop; or, for a list of traces, their end-to-end times.
 
     One trace: a row per server the message passed, top to bottom in the order it
@@ -104,7 +105,7 @@ def hop_times(trace_or_traces: Any, ax: Axes | None = None, *, labels: Sequence[
     return _waterfall(trace_or_traces, ax, title)
 
 
-def _waterfall(trace: Any, ax: Axes | None, title: str | None) -> Figure:
+def _waterfall(trace: Any, ax: Axes | None, title: str | None) -> Figure | SubFigure:
     rows = segments(trace)
     owned = ax is None
     figure, ax = _new_axes(ax, (8.0, 1.8 + 0.5 * max(len(rows), 1)))
@@ -168,7 +169,7 @@ def _waterfall(trace: Any, ax: Axes | None, title: str | None) -> Figure:
 
 
 def chain_lengths(lengths: Sequence[int], results: Sequence[Any], ax: Axes | None = None, *,
-                  title: str | None = None) -> Figure:
+                  title: str | None = None) -> Figure | SubFigure:
     """End-to-end time against the number of relays in the chain (``Lab(relay_chain(n))`` for each n).
 
     ``results`` holds, in the same order as ``lengths``, one trace per length, or a list
@@ -202,7 +203,7 @@ def chain_lengths(lengths: Sequence[int], results: Sequence[Any], ax: Axes | Non
     return figure
 
 
-def _stacked(traces: list[Any], names: list[str], xlabel: str, ax: Axes | None, title: str) -> Figure:
+def _stacked(traces: list[Any], names: list[str], xlabel: str, ax: Axes | None, title: str) -> Figure | SubFigure:
     figure, ax = _new_axes(ax, (8.0, 4.2))
     positions = list(range(len(traces)))
     queued, handover = [], []
@@ -261,7 +262,7 @@ def _step_colour(step: dict[str, Any]) -> str:
             "unanswered": FAILED_COLOUR}.get(step["kind"], TLS_STEP_COLOUR if step["tls"] else PLAIN_STEP_COLOUR)
 
 
-def waterfall(session: Any, ax: Axes | None = None, *, title: str | None = None) -> Figure:
+def waterfall(session: Any, ax: Axes | None = None, *, title: str | None = None) -> Figure | SubFigure:
     """One bar per step of a session: when the client began to wait, and for how long (ms).
 
     ``session``: a send result, a client transcript or an HTTP API result (see
@@ -324,7 +325,7 @@ def _group_label(g: dict[str, Any]) -> str:
 
 
 def ladder(transcript: Any, ax: Axes | None = None, server_transcript: Any = None, *, group: bool = True,
-           title: str | None = None) -> Figure:
+           title: str | None = None) -> Figure | SubFigure:
     """A sequence (ladder) diagram of one SMTP session: time runs down the page, in ms.
 
     ``transcript`` is the client's view (a send result, whose own server transcript is then
@@ -396,10 +397,10 @@ def ladder(transcript: Any, ax: Axes | None = None, server_transcript: Any = Non
         placed.append(max(y, placed[-1] + gap) if placed else y)
     for i, (a, y, want) in enumerate(zip(arrows, placed, label_ys)):
         colour = CLIENT_COLOUR if a["direction"] == "client" else SERVER_COLOUR
-        x = 0.42 if a["direction"] == "client" else 0.58
+        label_x = 0.42 if a["direction"] == "client" else 0.58
         if abs(y - want) > gap * 0.5:  # moved away from its arrow: a thin line back to it
-            ax.plot([x, 0.5], [y, want], color="#aaa", linewidth=0.6, zorder=3)
-        ax.text(x, y, _group_label(a), ha="center", va="center", fontsize=7.5, color=colour, zorder=6, gid=f"label:{i}",
+            ax.plot([label_x, 0.5], [y, want], color="#aaa", linewidth=0.6, zorder=3)
+        ax.text(label_x, y, _group_label(a), ha="center", va="center", fontsize=7.5, color=colour, zorder=6, gid=f"label:{i}",
                 fontfamily="monospace",
                 bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.85})
     bottom = max([bottom] + [y + gap for y in placed])
@@ -465,7 +466,7 @@ def _event_name(text: str) -> str:
 
 
 def compare(results: dict[str, Any], ax: Axes | None = None, *, rtt_ms: float | None = None,
-            title: str | None = None) -> Figure:
+            title: str | None = None) -> Figure | SubFigure:
     """Total time of each variant as a bar, with its number of round trips written on it.
 
     ``results`` maps a name to a send result, a client transcript, an HTTP API result, or a
@@ -512,7 +513,7 @@ def compare(results: dict[str, Any], ax: Axes | None = None, *, rtt_ms: float | 
     return figure
 
 
-def by_size(sizes: Sequence[float], results: Any, ax: Axes | None = None, *, title: str | None = None) -> Figure:
+def by_size(sizes: Sequence[float], results: Any, ax: Axes | None = None, *, title: str | None = None) -> Figure | SubFigure:
     """Time to send against the size of the message (on a link with a bandwidth limit, size costs time).
 
     ``sizes`` are message sizes in bytes. ``results`` holds one result per size (a send

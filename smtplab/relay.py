@@ -53,7 +53,7 @@ class QueuedMessage:
 class Relay:
     """One host's queue and delivery workers."""
 
-    def __init__(self, world: "MailWorld", host: Host) -> None:
+    def __init__(self, world: MailWorld, host: Host) -> None:
         self.world = world
         self.host = host
         self.directory = world.state_dir / "queue" / host.name
@@ -71,13 +71,13 @@ class Relay:
     def _paths(self, queue_id: str) -> tuple[Path, Path]:
         return self.directory / f"{queue_id}.json", self.directory / f"{queue_id}.eml"
 
-    def _write(self, item: QueuedMessage, message: bytes | None) -> None:
+    def _write(self, item: QueuedMessage, message: tuple[bytes, ...] | None) -> None:
         private_dir(self.directory)
         envelope, body = self._paths(item.queue_id)
         sync = self.world.store.durable
         if message is not None:
-            _write_atomically(body, message, sync)
-        _write_atomically(envelope, json.dumps(asdict(item)).encode(), sync)  # last: it marks the item complete
+            _write_atomically(body, sync, *message)
+        _write_atomically(envelope, sync, json.dumps(asdict(item)).encode())  # last: it marks the item complete
 
     def _handed_on(self, item: QueuedMessage, accepted: list[str]) -> None:
         """A next hop said 250 for `accepted` (or a bounce for them is stored): off the item on disk at once.
@@ -89,15 +89,18 @@ class Relay:
         item.rcpts = [r for r in item.rcpts if r not in accepted]
         envelope, _ = self._paths(item.queue_id)
         if item.rcpts:
-            _write_atomically(envelope, json.dumps(asdict(item)).encode(), self.world.store.durable)
+            _write_atomically(envelope, self.world.store.durable, json.dumps(asdict(item)).encode())
         else:
             envelope.unlink(missing_ok=True)  # the envelope first: without it the body is not an item
 
     async def enqueue(self, mail_from: str, rcpts: list[str], message: bytes, queue_id: str,
-                      message_id: str = "") -> None:
-        """Store the message safely, then start delivering it. Returns once it is on disk."""
+                      message_id: str = "", trace: bytes = b"") -> None:
+        """Store the message (after this hop's `trace` headers) safely, then start delivering it.
+
+        Returns once it is on disk.
+        """
         item = QueuedMessage(queue_id, mail_from, rcpts, message_id=message_id)
-        await asyncio.get_running_loop().run_in_executor(self.world.store.io, self._write, item, message)
+        await asyncio.get_running_loop().run_in_executor(self.world.store.io, self._write, item, (trace, message))
         self._start(item)
 
     def resume(self) -> None:
@@ -110,8 +113,9 @@ class Relay:
 
     def _start(self, item: QueuedMessage) -> None:
         task = asyncio.get_running_loop().create_task(self._deliver(item), name=f"relay {item.queue_id}")
-        self.tasks[item.queue_id] = task
-        task.add_done_callback(lambda _t, qid=item.queue_id: self.tasks.pop(qid, None))
+        qid = item.queue_id
+        self.tasks[qid] = task
+        task.add_done_callback(lambda _t: self.tasks.pop(qid, None))
 
     def stop(self) -> None:
         """Stop delivering; what is queued stays on disk for the next lab."""
@@ -194,7 +198,7 @@ class Relay:
             why = result.last_reply or next(iter(result.refused.values()), "") or result.error or why
         return failed, {r: why for r in pending}
 
-    async def _next_hops(self, domain: str) -> list["Endpoint"] | tuple[str, bool]:
+    async def _next_hops(self, domain: str) -> list[Endpoint] | tuple[str, bool]:
         """The endpoints to try for `domain`, best first; or (reply, permanent) when there are none."""
         route = self.host.next_hop(domain)
         if route:
@@ -227,14 +231,15 @@ def delivery_status_notification(host: str, sender: str, failed: dict[str, str],
     report.set_content("\n".join(lines) + "\n")
     report.make_mixed()
     # message/delivery-status is a list of header blocks: one for the reporting MTA, one per recipient.
-    blocks = [_header_block({"Reporting-MTA": f"dns; {host}"})]
+    blocks: list[Message | str] = [_header_block({"Reporting-MTA": f"dns; {host}"})]
     blocks += [_header_block({"Final-Recipient": f"rfc822; {rcpt}", "Action": "failed", "Status": _status(reply),
                               "Diagnostic-Code": f"smtp; {reply}"}) for rcpt, reply in failed.items()]
     status = EmailMessage()
     status["Content-Type"] = "message/delivery-status"
     status.set_payload(blocks)
     report.attach(status)
-    headers = original.split(b"\r\n\r\n", 1)[0].decode("utf-8", "replace").replace("\r\n", "\n")
+    end = original.find(b"\r\n\r\n")  # not split(): that would copy the whole body too
+    headers = original[:end if end >= 0 else len(original)].decode("utf-8", "replace").replace("\r\n", "\n")
     report.add_attachment(headers + "\n", subtype="rfc822-headers", disposition="inline")
     report.set_type("multipart/report")
     report.set_param("report-type", "delivery-status")
@@ -253,11 +258,11 @@ def _status(reply: str) -> str:
     return parts[1] if len(parts) > 1 and parts[1][:1].isdigit() and parts[1].count(".") == 2 else "5.0.0"
 
 
-def _write_atomically(path: Path, data: bytes, sync: bool) -> None:
+def _write_atomically(path: Path, sync: bool, *parts: bytes) -> None:
     """Readers see the old file or the new one, never half of one (and, with `sync`, so does a power cut)."""
     tmp = path.with_suffix(path.suffix + ".tmp")
     with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:  # private, as all state
-        f.write(data)
+        f.writelines(parts)
         if sync:
             f.flush()
             os.fsync(f.fileno())

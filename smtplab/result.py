@@ -83,7 +83,7 @@ class SendResult:
         """Seconds from connecting to the end of the session, as the client saw it."""
         return self.transcript.duration if self.transcript else 0.0
 
-    def raise_for_status(self) -> "SendResult":
+    def raise_for_status(self) -> SendResult:
         if not self.ok:
             raise SendError(self.summary())
         return self

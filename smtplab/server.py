@@ -18,7 +18,7 @@ import email.utils
 import functools
 import secrets
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, Session, TLSSetupException, syntax
 
@@ -27,7 +27,7 @@ from .filters import apply_filters
 from .mailboxes import mailbox_problem
 from .store import new_queue_id
 from .tls import describe_tls
-from .topology import Host, Listener
+from .topology import Host, Listener, User
 from .transcript import Recorder, Transcript
 
 if TYPE_CHECKING:
@@ -61,7 +61,7 @@ def with_enhanced_code(reply: str) -> str:
 class RecordingSMTP(SMTP):
     """aiosmtpd's SMTP protocol, recording both directions of the session."""
 
-    def __init__(self, handler: "HostPolicy", *, implicit_tls: bool = False, **kwargs: Any) -> None:
+    def __init__(self, handler: HostPolicy, *, implicit_tls: bool = False, **kwargs: Any) -> None:
         super().__init__(handler, hostname=handler.host.name, ident="smtplab ESMTP", **kwargs)
         self.policy = handler
         self._implicit_tls = implicit_tls
@@ -77,39 +77,50 @@ class RecordingSMTP(SMTP):
     def __dir__(self) -> list[str]:
         # aiosmtpd's SMTP.__init__ finds a protocol's auth_ and smtp_ methods with dir() and
         # inspect.getmembers(), on every connection: two thirds of making one. Those are all it needs.
-        return _protocol_names(type(self))
+        cls: type = type(self)  # as a plain type: mypy checks type[Self] against Hashable wrongly
+        return _protocol_names(cls)
+
+    @property
+    def rec(self) -> Recorder:
+        """This session's recorder: connection_made() opens it, before any data or reply can happen."""
+        if self.recorder is None:
+            raise RuntimeError("no recorder: connection_made() has not run")
+        return self.recorder
 
     # --- connection life ---------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        starttls_done = self.recorder is not None
-        if not starttls_done:
-            self.recorder = self._open_session(transport)
+        rec = self.recorder
+        starttls_done = rec is not None
+        if rec is None:
+            rec = self.recorder = self._open_session(transport)
         else:
             leftover = len(self._reader._buffer)  # type: ignore[attr-defined]
             if leftover:  # aiosmtpd (>= 1.4.6) throws these away when TLS begins, as RFC 3207 says it must
-                self.recorder.event("client", f"{leftover} bytes sent before the TLS handshake were discarded",
-                                    "Commands sent in plain text behind STARTTLS are ignored: an injection defence.")
+                rec.event("client", f"{leftover} bytes sent before the TLS handshake were discarded",
+                          "Commands sent in plain text behind STARTTLS are ignored: an injection defence.")
         super().connection_made(transport)
-        rec = self.recorder
+        session = self.session
+        assert session is not None  # aiosmtpd's connection_made() made it
         if starttls_done:
             rec.tls = True
             rec.event("client", describe_tls(transport), "TLS handshake complete: from here on, every line is encrypted.")
         else:
-            host, port = self.session.peer[:2]
+            host, port = _peer(session)
             rec.event("client", f"connection from {host}:{port} to {self.policy.host.name} port {self.policy.listener.port}",
                       f"TCP connection open on the {self.policy.listener.role} port; the server speaks first.")
             if self._implicit_tls:
                 # aiosmtpd only knows about TLS it started itself (STARTTLS); say it is on.
                 self._tls_protocol = transport._ssl_protocol  # type: ignore[attr-defined]
-                self.session.ssl = self._tls_protocol._extra
+                session.ssl = self._tls_protocol._extra
                 rec.tls = True
                 rec.event("client", describe_tls(transport),
                           "Implicit TLS: the handshake came before any SMTP, so every line is encrypted.")
 
     def data_received(self, data: bytes) -> None:
-        annotator = self.recorder.annotator
+        rec = self.rec
+        annotator = rec.annotator
         was_in_data = annotator.in_data
-        self.recorder.feed("client", data)
+        rec.feed("client", data)
         self.policy.cap.touch(self)
         if was_in_data and not annotator.in_data:
             self.committing = True  # the final dot arrived: from now until the reply, the message is in flight
@@ -134,7 +145,7 @@ class RecordingSMTP(SMTP):
         So a session in the middle of a message is closed right after its reply (or after 2 s);
         any other gets ``421`` and is closed at once.
         """
-        if self.committing or self.recorder.annotator.in_data:
+        if self.committing or self.rec.annotator.in_data:
             self._close_after_reply = reason
             self.loop.call_later(2.0, self._close_now, reason)
         else:
@@ -142,9 +153,10 @@ class RecordingSMTP(SMTP):
 
     def _close_now(self, reason: str = SHUTTING_DOWN) -> None:
         if self.transport is not None and not self.transport.is_closing():
-            self.recorder.line("server", reason)
-            self.transport.write(reason.encode() + b"\r\n")
-            self.transport.close()
+            self.rec.line("server", reason)
+            transport = cast(asyncio.Transport, self.transport)  # aiosmtpd types it BaseTransport; a stream's can write
+            transport.write(reason.encode() + b"\r\n")
+            transport.close()
 
     def connection_lost(self, error: Exception | None) -> None:
         rec = self.recorder
@@ -187,7 +199,7 @@ class RecordingSMTP(SMTP):
             return
         if not self._quiet_enhanced:
             status = with_enhanced_code(status)
-        self.recorder.line("server", status)
+        self.rec.line("server", status)
         await super().push(status)
         if self.committing and not status.startswith("354"):
             self.committing = False
@@ -263,14 +275,20 @@ class RecordingSMTP(SMTP):
         await super().smtp_STARTTLS(arg)
 
 
+def _head(message: bytes) -> bytes:
+    """The header section; ``split(b"\r\n\r\n", 1)`` would also copy the whole body, 30 MB for a 30 MB message."""
+    end = message.find(b"\r\n\r\n")
+    return message if end < 0 else message[:end]
+
+
 def _count_received(message: bytes) -> int:
     """How many hops a message has made: its Received headers (RFC 5321 section 6.3)."""
-    head = message.split(b"\r\n\r\n", 1)[0]
+    head = _head(message)
     return head.count(b"\nReceived:") + head.startswith(b"Received:")
 
 
 def _message_id(message: bytes) -> str:
-    head = message.split(b"\r\n\r\n", 1)[0]
+    head = _head(message)
     for line in head.split(b"\r\n"):
         if line[:11].lower() == b"message-id:":
             return line[11:].strip().decode("ascii", "replace")
@@ -300,6 +318,18 @@ def _shown(address: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[:limit - 5] + "...'"
 
 
+def _peer(session: Session) -> tuple[str, int]:
+    """The client's address and port. aiosmtpd types ``Session.peer`` as a str; it holds the socket's peername."""
+    peer: Any = session.peer  # (host, port), or (host, port, flowinfo, scope_id) over IPv6
+    return peer[0], peer[1]
+
+
+def _user(session: Session) -> User | None:
+    """The lab user logged in on this session: authenticate() puts them in ``auth_data`` (typed None by aiosmtpd)."""
+    user: User | None = session.auth_data if session.authenticated else None
+    return user
+
+
 @functools.cache
 def _protocol_names(cls: type) -> list[str]:
     """The names aiosmtpd looks up on a protocol or handler class: its command, auth and hook methods."""
@@ -310,9 +340,10 @@ class HostPolicy:
     """The rules of one listener of one host, as an aiosmtpd handler."""
 
     def __dir__(self) -> list[str]:
-        return _protocol_names(type(self))  # see RecordingSMTP.__dir__
+        cls: type = type(self)  # see RecordingSMTP.__dir__
+        return _protocol_names(cls)
 
-    def __init__(self, world: "MailWorld", host: Host, listener: Listener,
+    def __init__(self, world: MailWorld, host: Host, listener: Listener,
                  max_connections: int | None = None) -> None:
         self.world = world
         self.host = host
@@ -352,7 +383,7 @@ class HostPolicy:
         fault = self.world.take_fault(self.host.name, "MAIL")
         if fault:
             return fault
-        user = session.auth_data if session.authenticated else None
+        user = _user(session)
         if user is not None and address != "<>" and address.lower() != user.address:
             return f"553 5.7.1 <{address}>: sender address not owned by user {user.username}"
         if user is not None and self.host.limit and not self.world.quota_left(self.host, user.username):
@@ -384,7 +415,7 @@ class HostPolicy:
         else:  # mail for someone else's domain from someone we do not know: never an open relay
             return f"554 5.7.1 <{address}>: Relay access denied"
         fault = self.world.take_fault(  # planted after the relay rules, as a policy would be
-            self.host.name, "RCPT", (session.peer[0], envelope.mail_from or "", address.lower()))
+            self.host.name, "RCPT", (_peer(session)[0], envelope.mail_from or "", address.lower()))
         if fault:
             return fault
         envelope.rcpt_tos.append(address)
@@ -394,23 +425,27 @@ class HostPolicy:
     def client_host(self, session: Session) -> str:
         """Which lab host the client is: by its address where hosts have their own, else by its EHLO name."""
         if self.world.own_addresses:
-            return self.world.reverse_name(session.peer[0])
+            return self.world.reverse_name(_peer(session)[0])
         return (session.host_name or "").lower()
 
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+    async def handle_DATA(self, server: RecordingSMTP, session: Session, envelope: Envelope) -> str:
         fault = self.world.take_fault(self.host.name, "DATA")
         if fault:
             return fault
-        content = envelope.original_content
+        content, mail_from = envelope.original_content, envelope.mail_from
+        assert content is not None and mail_from is not None  # aiosmtpd calls this after MAIL and the final dot
         hops = _count_received(content)
         if hops >= self.world.topology.max_hops:
             return f"554 5.4.6 Too many hops ({hops} Received headers): a mail loop? Not accepted"
         queue_id = new_queue_id()
-        message = self.received_header(server, session, envelope, queue_id) + content
+        # The trace header stays apart from the content all the way to the disk: prepending it would
+        # copy the whole message (30 MB for a 30 MB message) just to add one line.
+        trace, message = self.received_header(server, session, envelope, queue_id), content
         if self.host.filters:
+            trace, message = b"", trace + content
             outcome = apply_filters(self.host.filters, message)
             for note in outcome.notes:
-                server.recorder.event("server", f"{self.host.name} {note}", "A rule of this host's filter acted.")
+                server.rec.event("server", f"{self.host.name} {note}", "A rule of this host's filter acted.")
             if outcome.reply:
                 return outcome.reply
             message = outcome.message
@@ -419,13 +454,14 @@ class HostPolicy:
         self.world.journal("received", self.host.name, queue_id, message_id, client=self.client_host(session),
                            tls=session.ssl is not None, rcpts=rcpts)
         if self.host.proxy_to:
-            return await self._pass_on(envelope.mail_from, rcpts, message, queue_id, message_id)
+            return await self._pass_on(mail_from, rcpts, trace + message, queue_id, message_id)
         try:
-            await self.world.accept(self.host, envelope.mail_from, rcpts, message, queue_id, message_id)
+            await self.world.accept(self.host, mail_from, rcpts, message, queue_id, message_id, trace)
         except OSError as err:  # a full disk must not become a 250
             return f"451 4.3.0 Could not store the message, try again later ({err.strerror})"
-        if session.authenticated and self.host.limit:
-            self.world.count_sent(self.host, session.auth_data.username)
+        user = _user(session)
+        if user is not None and self.host.limit:
+            self.world.count_sent(self.host, user.username)
         return f"250 2.0.0 OK: queued as {queue_id}"
 
     async def _pass_on(self, mail_from: str, rcpts: list[str], message: bytes, queue_id: str,
@@ -448,7 +484,7 @@ class HostPolicy:
 
     def received_header(self, server: SMTP, session: Session, envelope: Envelope, queue_id: str) -> bytes:
         """The trace line this hop adds (RFC 5321 section 4.4; ESMTPS/ESMTPA from RFC 3848)."""
-        ip = session.peer[0]
+        ip = _peer(session)[0]
         with_ = "ESMTP" if session.extended_smtp else "SMTP"
         with_ += "S" if session.ssl is not None else ""
         with_ += "A" if session.authenticated else ""

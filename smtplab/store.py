@@ -85,17 +85,21 @@ class MailStore:
     def maildir(self, address: str) -> mailbox.Maildir:
         return mailbox.Maildir(self._folder(address), factory=None, create=False)
 
-    def deliver(self, address: str, message: bytes) -> str:
-        """Write one message into `address`'s Maildir; returns its Maildir key. Blocking: call it off the loop."""
+    def deliver(self, address: str, *parts: bytes) -> str:
+        """Write one message, given as `parts` in order, into `address`'s Maildir; returns its Maildir key.
+
+        Parts, not one bytes object: the headers a hop adds are written ahead of the message
+        without copying it (os.writev).
+        """
         if self.durable:
-            return self.maildir(address).add(message)  # fsyncs
+            return self.maildir(address).add(b"".join(parts))  # fsyncs
         # The Maildir protocol without the sync: a unique name in tmp/, then a rename into new/.
         folder = self._folder(address)
         key = f"{time.time():.6f}.{os.getpid()}_{next(self._counter)}.smtplab"
         tmp = f"{folder}/tmp/{key}"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            os.write(fd, message)
+            _write_all(fd, [p for p in parts if p])
         finally:
             os.close(fd)
         os.rename(tmp, f"{folder}/new/{key}")
@@ -139,13 +143,25 @@ class MailStore:
     def flush(self, timeout: float = 5.0) -> None:
         """Wait until every transcript queued so far is on disk."""
         done = threading.Event()
-        self._pending.put(done)  # type: ignore[arg-type]
+        self._pending.put(done)
         done.wait(timeout)
 
     def close(self) -> None:
         self._pending.put(None)
         self._writer.join(timeout=5)
         self.io.shutdown(wait=True)
+
+
+def _write_all(fd: int, parts: list[bytes]) -> None:
+    """os.writev until every byte is written (a write may be short)."""
+    views = [memoryview(p) for p in parts]
+    while views:
+        written = os.writev(fd, views)
+        while views and written >= len(views[0]):
+            written -= len(views[0])
+            views.pop(0)
+        if views:
+            views[0] = views[0][written:]
 
 
 def _delivery_order(key: str) -> tuple[float, str]:

@@ -10,9 +10,10 @@ from __future__ import annotations
 import datetime
 import os
 import ssl
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import trustme
 
@@ -41,7 +42,7 @@ class LabCA:
     def _issue(self, name: str, fault: str) -> trustme.LeafCert:
         """A certificate for `name`; a scenario may plant a fault a client must catch."""
         if fault == "expired":
-            past = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=400)
+            past = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=400)
             return self._ca.issue_cert(name, not_before=past, not_after=past + datetime.timedelta(days=90))
         if fault == "wrong-name":
             return self._ca.issue_cert(f"other.{name}")
@@ -88,7 +89,7 @@ class TLSInfo:
     not_after: str
 
     @classmethod
-    def of(cls, transport: Any) -> "TLSInfo | None":
+    def of(cls, transport: Any) -> TLSInfo | None:
         ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
         if ssl_object is None:
             return None

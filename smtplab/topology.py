@@ -155,7 +155,7 @@ class Topology:
         return None
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Topology":
+    def from_dict(cls, data: dict[str, Any]) -> Topology:
         """Build and check a topology from parsed scenario data."""
         try:
             hosts = tuple(_host(h) for h in data["hosts"])
@@ -214,7 +214,7 @@ def _host(h: dict[str, Any]) -> Host:
     if h.get("certificate", "") not in CERTIFICATE_FAULTS:
         raise ScenarioError(f"{h['name']}: certificate must be one of {sorted(CERTIFICATE_FAULTS)}")
     for fault in h.get("faults", ()):
-        if fault.get("command", "RCPT").upper() not in ("MAIL", "RCPT", "DATA") or not str(fault.get("reply", ""))[:1] in "45" \
+        if fault.get("command", "RCPT").upper() not in ("MAIL", "RCPT", "DATA") or str(fault.get("reply", ""))[:1] not in "45" \
                 or not fault.get("reply"):
             raise ScenarioError(f"{h['name']}: a fault is {{command = MAIL|RCPT|DATA, reply = '4xx or 5xx ...', "
                                 "times = N}} (or greylist = true, on RCPT)")

@@ -21,10 +21,10 @@ import itertools
 import json
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterator
 
 from .annotate import Annotator
 from .statefile import private_dir
@@ -72,7 +72,7 @@ class Transcript:
     port: int | None = None  # the logical port (587), not the bound one
     peer: str = ""
     client: str = ""  # who the client was: a lab host relaying, or "" for the student
-    started: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="milliseconds"))
+    started: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="milliseconds"))
     entries: list[Entry] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -162,7 +162,7 @@ class Transcript:
         return f"{self.session}.jsonl"
 
     @classmethod
-    def load(cls, path: str | Path) -> "Transcript":
+    def load(cls, path: str | Path) -> Transcript:
         """Read a transcript back from its JSON Lines file."""
         events = [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
         if not events:
@@ -301,7 +301,7 @@ def write_file(path: str | Path, data: bytes) -> None:
         os.close(fd)
 
 
-_json_string = json.encoder.encode_basestring  # type: ignore[attr-defined]  # the C speed-up, with quotes
+_json_string = json.encoder.encode_basestring  # the C speed-up, with quotes
 
 
 def _decode(raw: bytes) -> str:

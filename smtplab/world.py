@@ -38,7 +38,7 @@ class MailWorld(Protocol):
 
     # --- mail ------------------------------------------------------------------
     async def accept(self, host: Host, mail_from: str, rcpts: list[str], message: bytes, queue_id: str,
-                     message_id: str = "") -> None:
+                     message_id: str = "", trace: bytes = b"") -> None:
         """Deliver to local Maildirs or queue for relaying; return once it is safely stored."""
 
     async def bounce(self, host: Host, mail_from: str, failed: dict[str, str], original: bytes) -> None:

@@ -21,11 +21,10 @@ import secrets
 import shutil
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
-
 from labserver import ROOT, RunningLab, allow_root, copy_notebooks, free_port, server_args, start
 
 CHROMIUM = os.environ.get("SMTPLAB_CHROMIUM", "/usr/bin/chromium")

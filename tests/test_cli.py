@@ -147,7 +147,8 @@ def test_sigterm_stops_cleanly_and_frees_every_port(served):
 
 def test_send_without_a_running_lab_starts_one(tmp_path):
     env = {**os.environ, "SMTPLAB_STATE_DIR": str(tmp_path)}
-    run = subprocess.run([*SMTPLAB, "send", "--to", "bob@example.net"], capture_output=True, text=True, timeout=60, env=env, check=False)
+    run = subprocess.run([*SMTPLAB, "send", "--to", "bob@example.net"],
+                         capture_output=True, text=True, timeout=60, env=env, check=False)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "starting one just for this message" in run.stderr
 

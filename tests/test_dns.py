@@ -10,12 +10,11 @@ import dns.message
 import dns.rcode
 import dns.resolver
 import pytest
+from peers import need
 
 from smtplab import Lab
 from smtplab.dns import LabDNS
 from smtplab.topology import load_scenario
-
-from peers import need
 
 
 @pytest.fixture(scope="module")

@@ -373,7 +373,8 @@ def test_load_file_reports_mistakes_clearly(tmp_path, content, message):
 
 def test_toml_replace_key_overrides_a_builtin(tmp_path):
     path = tmp_path / "override.toml"
-    path.write_text('[[exercise]]\nid = "handshake.greeting-code"\nquestion = "Q?"\nanswer = 42\nkind = "number"\nreplace = true\n')
+    path.write_text('[[exercise]]\nid = "handshake.greeting-code"\nquestion = "Q?"\n'
+                    'answer = 42\nkind = "number"\nreplace = true\n')
     load_file(path)
     assert check("handshake.greeting-code", 42)
 

@@ -279,7 +279,7 @@ def test_by_size_draws_time_against_size_and_fits_the_rate():
     api = [ApiResult(statuses=[202], bodies=[{}], connect=0.05, requests=[0.05 + 0.002 * s / 1000]) for s in sizes]
     fig = by_size(sizes, {"HTTP API": api})
     ax = fig.axes[0]
-    line = next(l for l in ax.get_lines() if l.get_gid() == "series:HTTP API")
+    line = next(ln for ln in ax.get_lines() if ln.get_gid() == "series:HTTP API")
     assert list(line.get_xdata()) == ms([1.0, 51.0, 101.0])
     assert list(line.get_ydata()) == ms([102.0, 202.0, 302.0])
     assert "2.00 ms per kB" in line.get_label() and "4,000 kbit/s" in line.get_label()

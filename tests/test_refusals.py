@@ -8,10 +8,9 @@ import ssl
 import warnings
 
 import pytest
+from peers import smtp_to
 
 from smtplab import Lab, Session
-
-from peers import smtp_to
 
 LISTENERS = [("smtp.example.org", 25), ("smtp.example.org", 587), ("smtp.example.org", 465),
              ("smtp.example.org", 2525), ("mx1.example.net", 25), ("mx2.example.net", 25)]

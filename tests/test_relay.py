@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import email.policy
+import ssl
+import subprocess
+import time
+
+import pytest
+from peers import need, smtp_to
+
+from smtplab import Lab, relay_chain, scenario_names
 
 
 def test_a_refused_recipient_comes_back_to_the_sender_as_a_bounce(lab):
@@ -37,17 +46,6 @@ def test_mixed_recipients_are_split_between_delivery_and_bounce(lab):
 
 
 # --- routing, failover, the queue -------------------------------------------------------------
-
-import asyncio
-import ssl
-import subprocess
-import time
-
-import pytest
-
-from smtplab import Lab, relay_chain, scenario_names
-
-from peers import need, smtp_to
 
 FAST = (0.1, 0.2, 0.4, 0.8, 1.6, 3.2)
 

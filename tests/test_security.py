@@ -8,10 +8,9 @@ import subprocess
 import time
 
 import pytest
+from peers import need
 
 from smtplab import Lab, Session
-
-from peers import need
 
 OLGA = base64.b64encode(b"\0olga\0olga-secret")
 

@@ -10,10 +10,9 @@ from email.message import EmailMessage
 
 import aiosmtplib
 import pytest
+from peers import need, smtp_to
 
 from smtplab import Lab, Transcript
-
-from peers import need, smtp_to
 
 ALICE = ("alice", "wonderland")
 

@@ -37,7 +37,9 @@ def tls_text(sock: ssl.SSLSocket) -> str:
 
 def certificate_summary(sock: ssl.SSLSocket, hostname: str | None) -> str:
     """A verified certificate in one line: whose name, signed by whom, and a warning when it ends soon."""
-    cert = sock.getpeercert() or {}
+    # typeshed gives the values as one union of every field's shape; these are:
+    # "issuer": a tuple of RDNs, each a tuple of (key, value) pairs; "notAfter": a str.
+    cert: dict[str, Any] = sock.getpeercert() or {}
     issuer = dict(x[0] for x in cert.get("issuer", ()))
     issued_by = ", ".join(v for v in (issuer.get("organizationName"), issuer.get("organizationalUnitName"))
                           if v) or issuer.get("commonName") or "?"
@@ -122,12 +124,14 @@ def peek_certificate(sock: socket.socket, server_name: str, ehlo: str | None, ti
         return None
     finally:
         sock.close()
+    if der is None:  # no certificate at all (an anonymous cipher)
+        return None
     cert = x509.load_der_x509_certificate(der)
     try:
         names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
             x509.DNSName)
     except x509.ExtensionNotFound:
-        names = [a.value for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+        names = [str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]  # a CN is a str
     issuer = (cert.issuer.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
               or cert.issuer.get_attributes_for_oid(NameOID.COMMON_NAME))
     return {"names": list(names), "not_after": cert.not_valid_after_utc,

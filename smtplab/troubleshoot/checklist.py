@@ -162,6 +162,13 @@ class _Checker:
         self.caps: list[str] = []
         self.implicit = False
 
+    @property
+    def conn(self) -> Wire:
+        """The connection to the server: the steps after "connect" run only once _step_connect() made it."""
+        if self.wire is None:
+            raise RuntimeError("no connection: a step ran before the connect step succeeded")
+        return self.wire
+
     # --- running ------------------------------------------------------------
     def _add(self, name: str, ok: bool, detail: str, meaning: str = "", next_step: str = "",
              started: float | None = None) -> bool:
@@ -206,7 +213,7 @@ class _Checker:
             return
         if not self._step_auth():
             return
-        if self.user is not None and not self._step_login():
+        if self.user is not None and not self._step_login(self.user):
             return
         if self.recipients:
             self._step_send()
@@ -248,7 +255,7 @@ class _Checker:
             return self._add("resolve", True, f"{self.host} is an address: it is the lab's {s['host']} port "
                              f"{s['port']}", "Nothing to look up; the certificate will be checked for "
                              f"{s['host']}.", started=started)
-        skipped = []
+        skipped: list[str] = []
         for name in candidates:
             found = self.world.resolve(name, self.lab_name or self.world.is_lab_name(name))
             if found.addresses:
@@ -328,7 +335,8 @@ class _Checker:
         self.rec.event("client", f"connecting to {self.server_name} port {self.port} ({shown}): {how}", "")
         if sock is not None:
             self.wire = Wire(sock, self.rec, self.timeout)
-            mapped = f" (the lab's real port for {self.port})" if self.lab_name and shown.rsplit(":", 1)[1] != str(self.port) else ""
+            remapped = self.lab_name and shown.rsplit(":", 1)[1] != str(self.port)
+            mapped = f" (the lab's real port for {self.port})" if remapped else ""
             return self._add("connect", True, f"connected to {shown}{mapped}",
                              "Something listens on this port and took the connection.", started=started)
         probe = self._probe_ports() if self.try_ports else ""
@@ -382,15 +390,16 @@ class _Checker:
         """Wrap the connection in TLS, checking the certificate; (ok, detail) and a failed step if not."""
         hostname = None if is_address(self.server_name) else self.server_name
         ctx = self.world.ssl_context(self.lab_name, check_hostname=hostname is not None)
+        wire = self.conn
         try:
-            self.wire.sock.settimeout(self.timeout)
-            self.wire.sock = ctx.wrap_socket(self.wire.sock, server_hostname=hostname)
+            wire.sock.settimeout(self.timeout)
+            wire.sock = ctx.wrap_socket(wire.sock, server_hostname=hostname)
         except ssl.SSLCertVerificationError as err:
-            self.wire.closed = True  # a failed handshake ends the connection
+            wire.closed = True  # a failed handshake ends the connection
             self._certificate_failed(err, step_started)
             return False, ""
         except (ssl.SSLError, OSError) as err:
-            self.wire.closed = True
+            wire.closed = True
             reason = "timed out" if isinstance(err, socket.timeout) else str(getattr(err, "reason", None) or err)
             self.rec.event("client", f"TLS handshake failed: {reason}", "")
             self._add("tls", False, f"the TLS handshake failed: {reason}",
@@ -399,7 +408,7 @@ class _Checker:
                       "Check the port and the encryption setting (STARTTLS on 587/25, TLS on 465).", step_started)
             return False, ""
         self.rec.tls = True
-        sock = self.wire.sock
+        sock = wire.sock
         self.rec.event("client", f"TLS established: {tls_text(sock)}", "The certificate checked out.")
         return True, f"{tls_text(sock)}; {certificate_summary(sock, hostname)}"
 
@@ -437,7 +446,7 @@ class _Checker:
                              "STARTTLS stripping.)",
                              "Use port 465 (TLS from the first byte) or 587; never log in without TLS.", started)
         try:
-            lines = self.wire.command("STARTTLS")
+            lines = self.conn.command("STARTTLS")
         except (OSError, Closed) as err:
             return self._lost("tls", err, started)
         if reply_code(lines) != 220:
@@ -447,7 +456,7 @@ class _Checker:
         if not ok:
             return False
         try:
-            lines = self.wire.command(f"EHLO {self._ehlo()}")
+            lines = self.conn.command(f"EHLO {self._ehlo()}")
         except (OSError, Closed) as err:
             return self._lost("tls", err, started)
         if reply_code(lines) == 250:
@@ -469,7 +478,7 @@ class _Checker:
     def _step_banner(self) -> bool:
         started = time.perf_counter()
         try:
-            lines = self.wire.reply()
+            lines = self.conn.reply()
         except TimeoutError:
             nxt = ("If this port wants TLS from the first byte (465), the server waits for a TLS handshake and "
                    "never greets in plain text: check with TLS (tls='implicit', --tls implicit)."
@@ -499,16 +508,18 @@ class _Checker:
             return self.ehlo_name
         if self.lab_name:
             return LAB_EHLO
-        try:
-            local = self.wire.sock.getsockname()[0]
-        except (OSError, AttributeError):
-            local = "127.0.0.1"
+        local = "127.0.0.1"
+        if self.wire is not None:
+            try:
+                local = self.wire.sock.getsockname()[0]
+            except (OSError, AttributeError):
+                pass
         return f"[IPv6:{local}]" if ":" in local else f"[{local}]"
 
     def _step_ehlo(self) -> bool:
         started = time.perf_counter()
         try:
-            lines = self.wire.command(f"EHLO {self._ehlo()}")
+            lines = self.conn.command(f"EHLO {self._ehlo()}")
         except (OSError, Closed) as err:
             return self._lost("ehlo", err, started)
         if reply_code(lines) != 250:
@@ -558,24 +569,24 @@ class _Checker:
                 return user["password"]
         return None
 
-    def _step_login(self) -> bool:
+    def _step_login(self, user: str) -> bool:
         started = time.perf_counter()
         password = self._login_password()
         if password is None:
-            return self._add("login", False, f"no password for {self.user}",
+            return self._add("login", False, f"no password for {user}",
                              "A login needs a password; none was given and the lab knows no such user.",
                              "Give the password (password=..., --password).", started)
         mechanisms = self._auth_mechanisms()
         try:
             if "PLAIN" in mechanisms:
-                token = base64.b64encode(f"\0{self.user}\0{password}".encode()).decode()
-                lines = self.wire.command(f"AUTH PLAIN {token}")
+                token = base64.b64encode(f"\0{user}\0{password}".encode()).decode()
+                lines = self.conn.command(f"AUTH PLAIN {token}")
             elif "LOGIN" in mechanisms:
-                lines = self.wire.command("AUTH LOGIN")
+                lines = self.conn.command("AUTH LOGIN")
                 if reply_code(lines) == 334:
-                    lines = self.wire.command(base64.b64encode(self.user.encode()).decode())
+                    lines = self.conn.command(base64.b64encode(user.encode()).decode())
                 if reply_code(lines) == 334:
-                    lines = self.wire.command(base64.b64encode(password.encode()).decode())
+                    lines = self.conn.command(base64.b64encode(password.encode()).decode())
             else:
                 return self._add("login", False, f"the server offers {' '.join(mechanisms) or 'no mechanism'}, "
                                  "and this check speaks PLAIN and LOGIN only",
@@ -584,7 +595,7 @@ class _Checker:
             return self._lost("login", err, started)
         code = reply_code(lines)
         if code == 235:
-            return self._add("login", True, f"logged in as {self.user}: {plain_reply(lines)}",
+            return self._add("login", True, f"logged in as {user}: {plain_reply(lines)}",
                              "The server knows who you are, and will take mail from you for any domain.",
                              started=started)
         meaning, action = reply_meaning(last_line(lines))
@@ -592,7 +603,7 @@ class _Checker:
             action = ("Check the user name (often the whole address) and the password in the mail settings: "
                       "case matters (Caps Lock?). Providers such as Gmail refuse the account password from "
                       "other programs: create an app password.")
-        return self._add("login", False, f"login as {self.user} refused: {plain_reply(lines)}", meaning, action,
+        return self._add("login", False, f"login as {user} refused: {plain_reply(lines)}", meaning, action,
                          started)
 
     # --- a test message -------------------------------------------------------
@@ -642,21 +653,21 @@ class _Checker:
         size_param = f" SIZE={len(raw)}" if any(c.split()[0] == "SIZE" for c in self.caps if c) else ""
         limit = next((c.split()[1] for c in self.caps if c.startswith("SIZE ") and len(c.split()) > 1), "")
         try:
-            lines = self.wire.command(f"MAIL FROM:<{sender}>{size_param}")
+            lines = self.conn.command(f"MAIL FROM:<{sender}>{size_param}")
             if reply_code(lines) != 250:
                 return self._send_refused("MAIL FROM", lines, started, len(raw), limit)
             for rcpt in self.recipients:
-                lines = self.wire.command(f"RCPT TO:<{rcpt}>")
+                lines = self.conn.command(f"RCPT TO:<{rcpt}>")
                 if reply_code(lines) not in (250, 251):
                     return self._send_refused(f"RCPT TO:<{rcpt}>", lines, started, len(raw), limit)
-            lines = self.wire.command("DATA")
+            lines = self.conn.command("DATA")
             if reply_code(lines) != 354:
                 return self._send_refused("DATA", lines, started, len(raw), limit)
             body = b"\r\n".join(b"." + ln if ln.startswith(b".") else ln for ln in raw.split(b"\r\n"))
             if not body.endswith(b"\r\n"):
                 body += b"\r\n"
-            self.wire.send_raw(body + b".\r\n")
-            lines = self.wire.reply()
+            self.conn.send_raw(body + b".\r\n")
+            lines = self.conn.reply()
         except (OSError, Closed) as err:
             return self._lost("send", err, started)
         if reply_code(lines) != 250:

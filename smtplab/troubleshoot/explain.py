@@ -111,12 +111,12 @@ def explain(text: str | int) -> Explanation:
     m = _SUBJECT_RE.match(query)
     if m:
         subject = int(m.group(1))
-        info = codes.ENHANCED_SUBJECTS.get(subject)
-        if info is None:
+        subject_info = codes.ENHANCED_SUBJECTS.get(subject)
+        if subject_info is None:
             return Explanation(query, [codes.CodeInfo(query, "Not a standard subject",
                                                       f"Subject {subject} is not one of the subjects RFC 3463 "
                                                       f"defines (0 to 7).", rfc="RFC 3463 section 2")], False)
-        return Explanation(query, [info], True)
+        return Explanation(query, [subject_info], True)
     infos = codes.explain(query)  # raises ValueError for what is no code at all
     reply = codes.parse_reply(query)
     notes: list[str] = []

@@ -59,12 +59,19 @@ class World:
         self.servers: list[dict[str, Any]] = list(info["servers"]) if info else []
         self._answers: dict[tuple[str, str], dns.message.Message | None] = {}
 
+    @property
+    def lab(self) -> Mapping[str, Any]:
+        """The running lab's state file; only asked for a lab name, and a name is one only when there is a lab."""
+        if self.info is None:
+            raise RuntimeError("no running lab: is_lab_name() is False for every name")
+        return self.info
+
     # --- lab DNS ------------------------------------------------------------
     def _lab_query(self, name: str, rdtype: str) -> dns.message.Message | None:
         """The lab DNS's reply (None: no answer in time)."""
         key = (name, rdtype)
         if key not in self._answers:
-            dns_info = self.info["dns"]
+            dns_info = self.lab["dns"]
             query = dns.message.make_query(name, rdtype)
             try:
                 self._answers[key] = dns.query.udp(query, dns_info["address"], port=dns_info["port"],
@@ -152,7 +159,7 @@ class World:
                                  f"the name could not be looked up now ({err.strerror}): no working DNS")
             return Resolved([], name, source, "error", f"the lookup failed: {err.strerror or err}")
         addresses: list[str] = []
-        for family, *_rest, sockaddr in box["infos"]:
+        for _family, *_rest, sockaddr in box["infos"]:
             if sockaddr[0] not in addresses:
                 addresses.append(sockaddr[0])
         addresses.sort(key=lambda a: ":" in a)  # IPv4 first: more often reachable
@@ -174,7 +181,7 @@ class World:
     def lookup_mx(self, domain: str, lab_name: bool) -> MXLookup:
         """The MX lookup of `domain`, from the lab DNS or the system's; raises TimeoutError past the bound."""
         if lab_name:
-            coro = lookup_mx(domain, self.info["dns"]["address"], self.info["dns"]["port"], lifetime=self.timeout)
+            coro = lookup_mx(domain, self.lab["dns"]["address"], self.lab["dns"]["port"], lifetime=self.timeout)
         else:
             coro = lookup_mx(domain, None, lifetime=self.timeout, source="system DNS")
         return _run_coroutine(coro, self.timeout * 4 + 5)
@@ -207,7 +214,7 @@ class World:
     def ssl_context(self, lab_name: bool, check_hostname: bool = True) -> ssl.SSLContext:
         """A verifying TLS 1.2+ context trusting the lab CA (a lab name) or the system's store and `cafile`."""
         if lab_name:
-            ctx = ssl.create_default_context(cafile=self.info["ca_cert"])
+            ctx = ssl.create_default_context(cafile=self.lab["ca_cert"])
         else:
             ctx = ssl.create_default_context()
             if self.cafile:
