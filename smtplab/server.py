@@ -357,6 +357,10 @@ class HostPolicy:
         if self.listener.auth == "none":
             responses = [r for r in responses if not r.startswith("250-AUTH")]
         responses.insert(-1, "250-ENHANCEDSTATUSCODES")
+        # RFC 2920: aiosmtpd reads one command at a time from its buffer and answers each in order,
+        # so commands sent together are safe; a DATA whose every RCPT was refused gets 503, and
+        # whatever follows STARTTLS in the same packet is thrown away (see connection_made).
+        responses.insert(-1, "250-PIPELINING")
         return responses
 
     async def handle_AUTH(self, server: SMTP, session: Session, envelope: Envelope, args: list[str]) -> Any:

@@ -35,7 +35,9 @@ RUN_ALL_TIMEOUT_S = 240  # one notebook, from Run All to an idle kernel
 CLICK_TIMEOUT_S = 60
 
 # A widget shown as its Python repr means the page had no widget manager for it.
-WIDGET_REPR = re.compile(r"\b[A-Z]\w*\((children|value|options|description)=")
+# A widget shown as text: the old dump of its children, or the one-line text/plain a widget saves
+# for viewers without a kernel (which a live page must never show).
+WIDGET_REPR = re.compile(r"\b[A-Z]\w*\((children|value|options|description)=|Run this cell in a live notebook")
 # A Python exception line, as a traceback ends: "KeyError: 'x'" at the start of a line. (The course prints
 # SMTP replies such as "503 5.5.1 Error: send HELO first" on purpose, so a bare "Error" is not a failure.)
 EXCEPTION_LINE = re.compile(r"(?m)^(?:[A-Za-z_][\w.]*\.)?[A-Z]\w*(?:Error|Exception)\b(?::|$)")

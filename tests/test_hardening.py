@@ -330,3 +330,32 @@ def test_past_its_cap_a_listener_sheds_the_longest_idle_connection(tmp_path, mon
         assert all(not s.closed for s in idle if s is not shed)
         for s in [*idle, newcomer]:
             s.close()
+
+
+# --- PIPELINING (RFC 2920) -------------------------------------------------------------------
+
+def test_pipelining_is_offered_and_honoured_in_order(lab):
+    session = lab.session("smtp.example.org", 25)
+    session.send("EHLO pipeliner.example")
+    assert "250-PIPELINING" in session.last_reply.splitlines()
+    session.send_bytes(b"MAIL FROM:<mallory@example.com>\r\nRCPT TO:<carol@example.org>\r\n"
+                       b"RCPT TO:<nobody@example.org>\r\nDATA\r\n", reply=False)
+    replies = [session.reply() and session.last_reply for _ in range(4)]
+    assert [r[:3] for r in replies] == ["250", "250", "550", "354"], replies
+    session.send_bytes(b"Subject: pipelined\r\n\r\nhi\r\n.\r\n")
+    assert session.last_reply.startswith("250")
+    session.close()
+    assert lab.inbox("carol@example.org")[-1]["Subject"] == "pipelined"
+
+
+def test_a_pipelined_data_after_every_rcpt_was_refused_gets_503_not_354(lab):
+    before = len(lab.inbox("carol@example.org"))
+    session = lab.session("smtp.example.org", 25)
+    session.send("EHLO pipeliner.example")
+    session.send_bytes(b"MAIL FROM:<mallory@example.com>\r\nRCPT TO:<nobody@example.org>\r\nDATA\r\n"
+                       b"Subject: for nobody\r\n\r\nhi\r\n.\r\n", reply=False)
+    replies = [session.reply() and session.last_reply for _ in range(3)]
+    assert [r[:3] for r in replies] == ["250", "550", "503"], replies
+    session.send("QUIT")
+    session.close()
+    assert len(lab.inbox("carol@example.org")) == before

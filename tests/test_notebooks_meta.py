@@ -67,8 +67,8 @@ def test_ends_with_exercises_then_a_summary(notebook):
     after_summary = nb.cells[max(i for i, c in enumerate(nb.cells)
                                  if c.cell_type == "markdown" and re.search(r"^#{1,2}\s+.*summary", c.source,
                                                                           re.IGNORECASE | re.MULTILINE)):]
-    assert sum(c.cell_type == "code" for c in after_summary) <= 1, (
-        f"{path.name}: after the summary, at most one code cell (stopping the lab)")
+    assert not any(c.cell_type == "code" and c.source.strip() for c in after_summary), (
+        f"{path.name}: no code after the summary (the lab keeps running for the widgets: see below)")
 
 
 def test_uses_the_exercise_checks(notebook):
@@ -107,12 +107,36 @@ def test_kernel_is_python3(notebook):
     assert nb.metadata.get("kernelspec", {}).get("name") == "python3", f"{path.name}: kernelspec.name should be python3"
 
 
-def test_stops_its_lab_at_the_end(notebook):
+def test_leaves_its_lab_running_for_the_widgets(notebook):
+    """After Run All, every widget must still work: the notebook must not end by stopping its lab.
+
+    A lab stops when a newer ``Lab()`` replaces it (re-running a cell, Run All again),
+    and then its widgets carry on with the newer lab (tests/test_widgets.py); the kernel
+    stops the last one when it shuts down. A last cell ``lab.stop()`` would leave every
+    widget above it saying "this lab has stopped" at the first click.
+    """
     path, nb = notebook
     code_cells = [c for c in nb.cells if c.cell_type == "code" and c.source.strip()]
-    uses_lab = any(re.search(r"\bLab\(", c.source) for c in code_cells)
-    if uses_lab:
-        assert re.search(r"\.stop\(\)", code_cells[-1].source), f"{path.name}: the last code cell should stop the lab"
+    assert not re.search(r"\.stop\(\)", code_cells[-1].source), (
+        f"{path.name}: the last code cell stops the lab, so every widget above says 'stopped' after Run All")
+
+
+#: The lab's widgets (smtplab.widgets); the exercise widgets are not checked here.
+LAB_WIDGETS = ("StepThrough", "Console", "MXExplorer", "ChainExplorer", "PortExplorer")
+
+
+def test_saved_widgets_show_one_line_of_text(notebook):
+    """Opened without a kernel (on GitHub, or before Run All), a widget output shows its text/plain: one line."""
+    path, nb = notebook
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            text = data.get("text/plain", "")
+            if "application/vnd.jupyter.widget-view+json" not in data or not text.startswith(LAB_WIDGETS):
+                continue
+            assert "\n" not in text.strip() and "children=" not in text, (
+                f"{path.name}: a widget saved as {text[:80]!r}... in:\n{cell.source}")
+            assert "live notebook" in text, f"{path.name}: {text!r} does not say how to use the widget"
 
 
 def test_widget_cells_ignore_their_output(notebook):
@@ -125,3 +149,69 @@ def test_widget_cells_ignore_their_output(notebook):
         if shows_widget:
             assert re.search(r"#\s*NBVAL_(IGNORE_OUTPUT|SKIP)", cell.source), (
                 f"{path.name}: a cell showing a widget lacks # NBVAL_IGNORE_OUTPUT:\n{cell.source}")
+
+
+# --- the promise, kept in a real kernel: widgets work after Run All, a re-run of the lab cell, and Run All again ---
+
+#: Run in the notebook's kernel: click the StepThrough's and the Console's buttons, as a student would.
+CLICK_WIDGETS = '''
+import html
+from ipywidgets.widgets.widget import _instances
+from smtplab.widgets import Console, StepThrough
+
+def latest(cls):
+    return [w for w in _instances.values() if isinstance(w, cls)][-1]
+
+widgets_to_click = {"step": WHICH_STEP, "console": WHICH_CONSOLE}
+step, console = widgets_to_click["step"], widgets_to_click["console"]
+step.next_button.click()
+console.command.value = "NOOP"
+console.send_button.click()
+print(html.unescape(step.reply.value))
+print(console.text.splitlines()[-1])
+'''
+
+
+def _run(client, nb, source: str) -> str:
+    """Execute `source` as one more cell in the client's kernel; return what it printed."""
+    import nbformat.v4
+
+    cell = nbformat.v4.new_code_cell(source)
+    nb.cells.append(cell)
+    client.execute_cell(cell, len(nb.cells) - 1)
+    errors = [o for o in cell.outputs if o.output_type == "error"]
+    assert not errors, "\n".join(errors[0].traceback)
+    return "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+
+
+def _click(client, nb, step: str, console: str) -> str:
+    return _run(client, nb, CLICK_WIDGETS.replace("WHICH_STEP", step).replace("WHICH_CONSOLE", console))
+
+
+def test_widgets_keep_working_after_run_all_a_rerun_and_run_all_again():
+    """Notebook 01 in a real kernel: Run All, click; re-run the lab cell, click; Run All again, click old and new."""
+    from nbclient import NotebookClient
+
+    path = next(p for p in NOTEBOOKS if p.name.startswith("01-"))
+    nb = load(path)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    lab_cell = next(c for c in code if re.search(r"^lab = Lab\(", c.source, re.MULTILINE))
+    client = NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
+    with client.setup_kernel():
+        for index, cell in enumerate(list(nb.cells)):  # Run All
+            client.execute_cell(cell, index)
+        shown = _click(client, nb, "latest(StepThrough)", "latest(Console)")
+        assert "250" in shown and "no other lab is running" not in shown, f"after Run All:\n{shown}"
+
+        _run(client, nb, "first = latest(StepThrough), latest(Console)\n" + lab_cell.source)  # re-run the lab cell
+        shown = _click(client, nb, "first[0]", "first[1]")
+        assert "now uses the notebook's current lab" in shown and "220 " in shown, f"after a re-run:\n{shown}"
+        assert re.match(r"<-\s+250 ", shown.splitlines()[-1]), f"the console carries on with the new lab:\n{shown}"
+
+        for cell in code:  # Run All again, in the same kernel
+            client.execute_cell(cell, nb.cells.index(cell))
+        shown = _click(client, nb, "latest(StepThrough)", "latest(Console)")
+        assert "250" in shown and "no other lab is running" not in shown, f"after Run All again:\n{shown}"
+        shown = _click(client, nb, "first[0]", "first[1]")
+        assert "no other lab is running" not in shown, f"the oldest widgets too:\n{shown}"
+        assert re.match(r"<-\s+250 ", shown.splitlines()[-1]), f"the oldest console too:\n{shown}"

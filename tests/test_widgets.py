@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 
 import pytest
 
@@ -266,7 +267,8 @@ def test_console_unknown_target_is_a_message(lab):
     assert "Not connected" in c.text
 
 
-def test_widgets_after_the_lab_stopped(lab, tmp_path):
+def test_widgets_after_the_lab_stopped(lab, tmp_path, monkeypatch):
+    monkeypatch.setattr(Lab, "_current", None)  # no other lab runs: there is nothing to carry on with
     other = Lab(state_dir=tmp_path / "other", replace=False)
     try:
         step = StepThrough(other)
@@ -277,6 +279,7 @@ def test_widgets_after_the_lab_stopped(lab, tmp_path):
         other.stop()
     step.next_button.click()
     assert step.next_button.disabled and "lab has stopped" in step.reply.value
+    assert "Run lab = Lab() again" in step.reply.value, "it says what to do, not which cell to find"
     type_line(console, "NOOP")
     assert "lab has stopped" in console.text
     console.reconnect_button.click()
@@ -285,6 +288,116 @@ def test_widgets_after_the_lab_stopped(lab, tmp_path):
     assert StepThrough(other).next_button.disabled
     assert "lab has stopped" in Console(other).text
     assert lab.running, "the module's lab is untouched"
+
+
+@pytest.fixture
+def replaced(tmp_path, monkeypatch):
+    """(old, new): a notebook's lab, and the Lab() that replaced it (a re-run cell, Run All); old has stopped.
+
+    Widgets are made on `old` before it is replaced: yield a function that makes them
+    and then replaces the lab. The module's lab is left running and current afterwards.
+    """
+    old = Lab(state_dir=tmp_path / "old", replace=False)
+    monkeypatch.setattr(Lab, "_current", old)  # as if the notebook had made it with lab = Lab()
+    made = []
+
+    def replace() -> Lab:
+        made.append(Lab(state_dir=tmp_path / "new"))  # replaces (stops) old, as a re-run lab = Lab() does
+        return made[-1]
+
+    yield old, replace
+    for lab in [old, *made]:
+        lab.stop()
+
+
+def test_widgets_carry_on_with_the_lab_that_replaced_theirs(replaced):
+    from smtplab.widgets import MXExplorer, PortExplorer
+
+    old, replace = replaced
+    step, console = StepThrough(old, subject="after a re-run"), Console(old, port=25)
+    mx, ports = MXExplorer(old), PortExplorer(old)
+    step.next_button.click()
+    type_line(console, "EHLO student.lab")
+    new = replace()
+    assert not old.running and Lab._current is new
+
+    step.next_button.click()  # the first click after the re-run: a new session with the new lab
+    assert step.lab is new and "now uses the notebook's current lab" in html.unescape(step.reply.value)
+    assert step.step == 0 and "220 smtp.example.org" in step.reply.value and not step.next_button.disabled
+    while not step.next_button.disabled:
+        step.next_button.click()
+    assert "Done" in step.next_button.description
+    assert new.wait_for_queue() and "after a re-run" in [m["Subject"] for m in new.inbox("bob@example.net")]
+
+    before = console.text
+    type_line(console, "EHLO student.lab")
+    out = since(console, before)
+    assert console.lab is new and "now uses the notebook's current lab" in out
+    assert "220 smtp.example.org" in out and "250-" in out, "reconnected, and the typed line was sent"
+    assert console.target.value == "smtp.example.org:25"
+    type_line(console, "QUIT")
+
+    ports.try_button.click()
+    assert ports.lab is new and ports.outcome == "ok", ports.text
+    assert "now uses the notebook" in ports.text
+    mx.lookup_button.click()
+    assert mx.lab is new and "mx1.example.net" in mx.text and "Deliverable" in mx.text
+
+    again = replace()  # and once more: each widget follows the newest lab, and says so once per switch
+    step.reset_button.click()
+    assert step.lab is again and "now uses" in html.unescape(step.reply.value)
+    step.next_button.click()
+    assert "now uses" not in html.unescape(step.reply.value)
+
+
+def test_console_shows_the_newest_lines_after_20_commands(lab):
+    c = Console(lab, port=25)
+    type_line(c, "EHLO student.lab")
+    for number in range(1, 20):
+        type_line(c, f"NOOP {number}")
+    box = c.output.value
+    assert "display:flex;flex-direction:column-reverse" in box, "the box opens scrolled to its end, not its top"
+    lines = c.text.splitlines()
+    assert "-> NOOP 19" in lines[-2] and lines[-1].lstrip("<- ").startswith("250 "), lines[-2:]
+    assert lines[0].startswith("==="), "the older lines are still there, above (scroll up to read them)"
+    type_line(c, "QUIT")
+
+
+def test_console_drops_the_oldest_lines_and_says_how_many(lab, monkeypatch):
+    from smtplab.widgets import sessions
+
+    monkeypatch.setattr(sessions, "CONSOLE_ROWS", 10)
+    c = Console(lab, port=25)
+    for number in range(1, 21):
+        type_line(c, f"NOOP {number}")
+    lines = c.text.splitlines()
+    assert len(lines) == 1 + 10
+    assert re.match(r"\*\*\* \d+ earlier lines are no longer shown", lines[0]), lines[0]
+    assert "-> NOOP 20" in lines[-2] and "250 " in lines[-1]
+    type_line(c, "QUIT")
+
+
+def _text_plain(widget) -> str:
+    """What the kernel sends (and a saved notebook keeps) as the text form of a displayed widget."""
+    from IPython.core.formatters import DisplayFormatter
+
+    data, _metadata = DisplayFormatter().format(widget)
+    assert "application/vnd.jupyter.widget-view+json" in data, "the live widget view is still there"
+    return data["text/plain"]
+
+
+@pytest.mark.parametrize("name", ["StepThrough", "Console", "MXExplorer", "ChainExplorer", "PortExplorer"])
+def test_a_widget_saved_without_its_state_shows_one_line(lab, name):
+    import smtplab.widgets as lab_widgets
+
+    cls = getattr(lab_widgets, name)
+    widget = cls(lambda _n: None) if name == "ChainExplorer" else cls(lab)
+    text = _text_plain(widget)
+    assert text.startswith(f"{name}: ") and "\n" not in text and "children=" not in text, text
+    assert "live notebook" in text and len(text) < 160, text
+    assert repr(widget) == text
+    if name == "Console":
+        widget.send("QUIT")
 
 
 def test_render_entries_escapes_and_has_no_timings(lab):

@@ -112,7 +112,8 @@ def test_bad_input_becomes_a_message(explorer, typed, says):
     assert says in look_up(explorer, typed)
 
 
-def test_a_stopped_lab_is_said_not_raised(tmp_path):
+def test_a_stopped_lab_is_said_not_raised(tmp_path, monkeypatch):
+    monkeypatch.setattr(Lab, "_current", None)  # and no other lab runs (else the widget would carry on with it)
     lab = Lab("mx-cases", state_dir=tmp_path / "lab", replace=False)
     w = MXExplorer(lab)
     lab.stop()
@@ -146,6 +147,9 @@ def test_chain_explorer_with_0_and_3_relays():
         assert w.last_trace.hops[-1].outcome == "delivered to bob@example.net"
         assert bytes(w.comparison.value).startswith(PNG_SIGNATURE)
         assert sorted(w.runs) == [0, 3]
+        assert [len(w.runs[n]) for n in (0, 3)] == [5, 5], "five messages per click"
+        assert "the median of 5" in w.output.value
+        assert "adds about" in w.fit.value or "No clear trend" in w.fit.value
         assert not w.send_button.disabled
 
         assert notebook_lab.running, "the notebook's lab keeps running"
@@ -184,3 +188,38 @@ def test_the_starting_domain_is_shown_straight_away(mx_lab):
     w = MXExplorer(mx_lab, domain="tiny.example")
     assert w.domain.value == "tiny.example" and w.choices.value == "tiny.example"
     assert "implicit MX" in w.text
+
+
+def png_size(image) -> tuple[int, int]:
+    data = bytes(image.value)
+    assert data.startswith(PNG_SIGNATURE)
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def test_each_extra_relay_adds_time_over_three_tries():
+    """Three students click Compare: each sees a line that rises (robust: medians of five, lengths 0 to 6)."""
+    slopes = []
+    for _try in range(3):
+        w = ChainExplorer()
+        w.compare_button.click()
+        assert sorted(w.runs) == [0, 2, 4, 6] and all(len(t) == 5 for t in w.runs.values())
+        slopes.append(w.per_relay)
+        assert "adds about" in w.fit.value
+    assert all(slope is not None and slope > 0 for slope in slopes), f"ms per relay over three tries: {slopes}"
+
+
+def test_plots_are_shown_at_their_own_size(tmp_path):
+    w = ChainExplorer(lambda n: Lab(relay_chain(n), state_dir=tmp_path / f"c{n}", replace=False), repeats=1)
+    assert w.plot not in w.children and w.comparison not in w.children, "no empty image (a broken-image icon)"
+    w.send(0)
+    assert w.plot in w.children and w.comparison not in w.children
+    w.send(1)
+    assert list(w.children).index(w.plot) < list(w.children).index(w.comparison)
+    for image in (w.plot, w.comparison):
+        width, _height = png_size(image)
+        assert image.layout.width == f"{width}px", "at its pixel size, as inline plots are, not stretched"
+        assert image.layout.max_width == "100%" and image.layout.height == "auto", "a narrow window may shrink it"
+    from smtplab.plots import hop_times
+
+    inline = hop_times(w.last_trace)._repr_png_()  # what a notebook cell showing the same plot shows
+    assert png_size(w.plot) == (int.from_bytes(inline[16:20], "big"), int.from_bytes(inline[20:24], "big"))

@@ -5,11 +5,21 @@ from __future__ import annotations
 import html
 import re
 import time
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import ipywidgets as widgets
 
-from .common import LEGEND, _box, _error_text, _not_running_text, render_entries
+from .common import (
+    LEGEND,
+    LabWidget,
+    _box,
+    _error_text,
+    _not_running_text,
+    _notice,
+    _replace_options,
+    render_entries,
+)
 
 RECORD_TYPES = ("MX", "A", "AAAA", "TXT", "CNAME")
 
@@ -67,7 +77,7 @@ def _dig_note(answer: Any) -> str:
     return f"{len(records)} record{'s' if len(records) != 1 else ''}: " + ", ".join(records)
 
 
-class MXExplorer(widgets.VBox):
+class MXExplorer(LabWidget, widgets.VBox):
     """Ask the lab DNS about a domain, and see what a sending server would do with the answer.
 
     Pick a domain in ``choices`` (the lab's domains) or type any name in ``domain``,
@@ -76,18 +86,17 @@ class MXExplorer(widgets.VBox):
     lookup's steps, the hosts in the order they will be tried, and the verdict:
     deliverable, temporary failure (queue and retry) or permanent failure (bounce,
     with the reply code). ``last_dig`` and ``last_mx`` keep the last answers. The
-    starting ``domain`` is looked up as soon as the widget is made.
+    starting ``domain`` is looked up as soon as the widget is made. If its lab stops
+    because a newer ``Lab()`` replaced it, the next look-up asks the newer lab.
     """
+
+    about = "ask the lab DNS about a domain, and see what a sending server does"
 
     def __init__(self, lab: Any, domain: str = "example.net", rdtype: str = "MX") -> None:
         self.lab = lab
         self.last_dig: Any = None
         self.last_mx: Any = None
-        options = [("(type a name below)", "")]
-        try:
-            options += [(f"{d.name}: {d.about}" if d.about else d.name, d.name) for d in lab.topology.domains]
-        except Exception:
-            pass
+        options = self._domain_options()
         values = [v for _label, v in options]
         self.choices = widgets.Dropdown(options=options, value=domain if domain in values else "",
                                         description="Domain:", layout=widgets.Layout(width="36em"))
@@ -109,6 +118,17 @@ class MXExplorer(widgets.VBox):
         ])
         self._on_lookup()  # show the starting domain's answer straight away
 
+    def _domain_options(self) -> list[tuple[str, str]]:
+        options = [("(type a name below)", "")]
+        try:
+            options += [(f"{d.name}: {d.about}" if d.about else d.name, d.name) for d in self.lab.topology.domains]
+        except Exception:
+            pass
+        return options
+
+    def _on_new_lab(self) -> None:
+        _replace_options(self, self.choices, self._domain_options())
+
     def lookup(self, name: str | None = None, rdtype: str | None = None) -> str:
         """Look up `name` (default: the box) and show it; returns the HTML shown."""
         name = (self.domain.value if name is None else name).strip().rstrip(".")
@@ -120,11 +140,12 @@ class MXExplorer(widgets.VBox):
             hint = " (a domain, not an address: the part after the @)" if "@" in name else ""
             self.output.value = _verdict_box("info", "Not a domain name:", html.escape(name) + hint)
             return self.output.value
+        followed = self._follow_current_lab()
         if not getattr(self.lab, "running", False):
             self.output.value = _verdict_box("info", "The lab is not running:", html.escape(_not_running_text()))
             return self.output.value
         self.output.value = f"<p><i>Asking the lab DNS about {html.escape(name)} {html.escape(rdtype)}...</i></p>"
-        parts = []
+        parts = [_notice(followed)]
         try:
             self.last_dig = answer = self.lab.dig(name, rdtype)
             parts.append(f"<p><b>The DNS answer</b> (as <code>dig</code> shows it)</p><pre style='margin:0'>"
@@ -155,7 +176,7 @@ class MXExplorer(widgets.VBox):
         return html.unescape(re.sub(r"<[^>]+>", " ", self.output.value))
 
     def _on_choice(self, change: dict) -> None:
-        if change.get("new"):
+        if change.get("new") and not self._refreshing:
             self.domain.value = change["new"]
 
     def _on_domain_msg(self, _widget: Any, content: dict, _buffers: Any) -> None:
@@ -171,6 +192,15 @@ class MXExplorer(widgets.VBox):
 
 
 
+#: Messages sent through a chain per click. One message can be unlucky (the first through a fresh lab
+#: also pays for setting things up, and a busy machine adds a few ms at random); the median of five is not.
+CHAIN_REPEATS = 5
+
+#: The lengths "Compare" sends through: spread over the whole slider, so that the few ms each relay
+#: adds stand out of the noise (two lengths one relay apart can come out in the wrong order).
+COMPARE_LENGTHS = (0, 2, 4, 6)
+
+
 def _side_lab(relays: int) -> Any:
     """A chain lab that runs beside the notebook's lab without replacing it (ChainExplorer's default)."""
     from ..lab import Lab
@@ -179,91 +209,195 @@ def _side_lab(relays: int) -> Any:
     return Lab(relay_chain(relays), replace=False)  # not "current": the notebook's next Lab() replaces its own
 
 
-def _png(figure: Any) -> bytes:
+def per_relay_ms(runs: dict[int, list]) -> float | None:
+    """Milliseconds each extra relay adds: the least-squares slope of median end-to-end time against length.
+
+    Fitted on each length's median (not on every message), so that one slow message
+    cannot tilt the line; this is the dotted line :func:`smtplab.plots.chain_lengths`
+    draws. None with fewer than two lengths.
+    """
+    from ..timing import end_to_end_ms, median_run
+
+    lengths = sorted(runs)
+    if len(lengths) < 2:
+        return None
+    totals = [end_to_end_ms(median_run(runs[n])) for n in lengths]
+    mean_x, mean_y = sum(lengths) / len(lengths), sum(totals) / len(totals)
+    sxx = sum((x - mean_x) ** 2 for x in lengths)
+    return sum((x - mean_x) * (y - mean_y) for x, y in zip(lengths, totals, strict=True)) / sxx
+
+
+def _show_figure(image: widgets.Image, figure: Any) -> None:
+    """Put `figure` in `image` exactly as a notebook shows a plot: a PNG at 100 dpi, at its own pixel size.
+
+    An Image in a VBox is otherwise stretched to the width of the output area, which
+    blurs it and blows its fonts up past those of the other plots; a narrow window
+    may still shrink it (max-width), never enlarge it.
+    """
     import io
 
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
-    return buffer.getvalue()
+    figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")  # what LabFigure._repr_png_ does
+    png = buffer.getvalue()
+    width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")  # the IHDR chunk
+    image.value = png
+    image.layout.width, image.layout.height, image.layout.max_width = f"{width}px", "auto", "100%"
+    image.layout.align_self = "flex-start"
+    image.layout.aspect_ratio = f"{width} / {height}"
 
 
-class ChainExplorer(widgets.VBox):
-    """Send one message through a chain of 0 to 6 relays and see how long each hop took.
+class ChainExplorer(LabWidget, widgets.VBox):
+    """Send messages through a chain of 0 to 6 relays and see how long each hop took.
 
     Set ``relays`` (an IntSlider) and click ``send_button``. The widget starts its own
     lab, ``Lab(relay_chain(n))``, *beside* the notebook's lab (which keeps running and
-    is not replaced), sends Alice's message to Bob, waits for it to be delivered, reads
-    its trace and stops that lab again. ``output`` (HTML) shows the trace table,
-    ``plot`` (an Image) the hop-by-hop times, and ``comparison`` (an Image) the
-    end-to-end time of the latest run of each chain length tried so far.
-    ``last_trace`` is the last run's trace and ``runs`` maps a length to its trace.
+    is not replaced), sends ``repeats`` messages from Alice to Bob one after the other,
+    waits for each to be delivered, reads their traces and stops that lab again.
+    ``output`` (HTML) shows the trace of the median message, ``plot`` (an Image) its
+    hop-by-hop times. ``compare_button`` does the same for 0, 2, 4 and 6 relays.
+    Once two lengths have run, ``comparison`` (an Image) sets the median end-to-end
+    time of each length side by side, and ``fit`` says what each relay adds
+    (``per_relay``, in ms: fitted on the medians, so that one slow message cannot tilt it).
+    ``last_trace`` is the last median trace and ``runs`` maps a length to its traces.
 
     ``factory(n)`` makes the lab for n relays (default: a side lab as described); the
-    widget stops each lab it made once it has read the trace.
+    widget stops each lab it made once it has read the traces.
     """
 
-    def __init__(self, factory: Any = None, relays: int = 2, max_relays: int = 6) -> None:
+    about = "send through 0 to 6 relays, and plot where the time goes"
+
+    def __init__(self, factory: Any = None, relays: int = 2, max_relays: int = 6, *,
+                 repeats: int = CHAIN_REPEATS) -> None:
         self.factory = factory or _side_lab
+        self.repeats = max(1, int(repeats))
+        self.compare_lengths = tuple(n for n in COMPARE_LENGTHS if n <= max_relays) or (0, max_relays)
         self.last_trace: Any = None
         self.last_result: Any = None
-        self.runs: dict[int, Any] = {}
+        self.per_relay: float | None = None
+        self.runs: dict[int, list] = {}
         self.relays = widgets.IntSlider(value=max(0, min(relays, max_relays)), min=0, max=max_relays,
                                         description="Relays:", continuous_update=False)
         self.send_button = widgets.Button(description="Send through the chain", button_style="primary",
                                           icon="paper-plane", layout=widgets.Layout(width="auto"))
+        self.compare_button = widgets.Button(
+            description="Compare " + ", ".join(map(str, self.compare_lengths[:-1])) + f" and {self.compare_lengths[-1]}"
+            " relays", icon="bar-chart", layout=widgets.Layout(width="auto"))
         self.output = widgets.HTML("<p>Choose a number of relays and click <i>Send through the chain</i>.</p>")
-        self.plot = widgets.Image(format="png", layout=widgets.Layout(max_width="100%"))
-        self.comparison = widgets.Image(format="png", layout=widgets.Layout(max_width="100%"))
+        self.plot = widgets.Image(format="png")
+        self.fit = widgets.HTML()
+        self.comparison = widgets.Image(format="png")
         self.send_button.on_click(self._on_send)
-        super().__init__(children=[widgets.HBox([self.relays, self.send_button]), self.output, self.plot,
-                                   self.comparison])
+        self.compare_button.on_click(self._on_compare)
+        self._controls = widgets.HBox([self.relays, self.send_button, self.compare_button])
+        super().__init__(children=self._parts())
+
+    def _parts(self) -> list[widgets.Widget]:
+        """The children to show: an Image joins once it holds a figure (an empty one shows as a broken image)."""
+        shown: list[widgets.Widget] = [self._controls, self.output]
+        if self.plot.value:
+            shown.append(self.plot)
+        shown.append(self.fit)
+        if self.comparison.value:
+            shown.append(self.comparison)
+        return shown
 
     def send(self, relays: int | None = None) -> Any:
-        """Run the chain with `relays` relays (default: the slider); return the trace (None if it failed)."""
-        from ..plots import chain_lengths, hop_times
-
+        """Run the chain with `relays` relays (default: the slider); return the median trace (None if it failed)."""
         n = self.relays.value if relays is None else int(relays)
-        self.output.value = f"<p><i>Starting a lab with {n} relay{'s' if n != 1 else ''} and sending...</i></p>"
-        lab = None
+        trace = self._run(n)
+        if trace is not None:
+            self._draw_comparison()
+        return trace
+
+    def compare(self, lengths: Iterable[int] | None = None) -> float | None:
+        """Run every chain length in `lengths` (default: 0, 2, 4, 6); return the ms each relay adds."""
+        for n in lengths if lengths is not None else self.compare_lengths:
+            if self._run(n) is None:
+                break
+        return self._draw_comparison()
+
+    def _run(self, n: int) -> Any:
+        """Send ``repeats`` messages through a chain of `n` relays; show the median one and keep all traces."""
+        from ..plots import hop_times
+        from ..timing import end_to_end_ms, median_run
+
+        many = f"{self.repeats} messages" if self.repeats > 1 else "a message"
+        self.output.value = (f"<p><i>Starting a lab with {n} relay{'s' if n != 1 else ''} and sending {many}..."
+                             "</i></p>")
         try:
-            lab = self.factory(n)
-            result = lab.send("alice@example.org", "bob@example.net", subject=f"Through {n} relays",
-                              body=f"This message went through a chain of {n} relays.\n")
-            if not result.ok:
-                raise RuntimeError(f"smtp.example.org did not accept the message: {result.summary()}")
-            delivered = lab.wait_for_queue(timeout=10)
-            trace = lab.trace(result)
+            results, traces, delivered = self._send_through(n)
         except Exception as err:
             self.output.value = _verdict_box("info", "The chain did not run:", html.escape(_error_text(err)))
             return None
-        finally:
-            if lab is not None:
-                try:
-                    lab.stop()
-                except Exception:
-                    pass
-        self.last_result, self.last_trace = result, trace
-        self.runs[n] = trace
-        total = trace.total or 0.0
+        self.runs[n] = traces
+        self.last_trace = trace = median_run(traces)
+        self.last_result = results[traces.index(trace)]
+        times = sorted(end_to_end_ms(t) for t in traces)
+        spread = f" (the median of {len(times)}: fastest {times[0]:.1f} ms, slowest {times[-1]:.1f} ms)" \
+            if len(times) > 1 else ""
         path = " &rarr; ".join(f"<code>{html.escape(h.host)}</code>" for h in trace.hops)
         note = "" if delivered else "<p style='color:#a15c00'><b>Not delivered within 10 s.</b></p>"
         self.output.value = (f"<p><b>{n} relay{'s' if n != 1 else ''}: {len(trace.hops)} hops</b>, "
-                             f"{total * 1000:.1f} ms from the first acceptance to delivery.<br>{path}</p>"
-                             + note + trace.table_html())
-        self.plot.value = _png(hop_times(trace))
-        if len(self.runs) >= 2:
-            lengths = sorted(self.runs)
-            self.comparison.value = _png(chain_lengths(lengths, [self.runs[k] for k in lengths]))
+                             f"{end_to_end_ms(trace):.1f} ms from the first acceptance to delivery{spread}."
+                             f"<br>{path}</p>" + note + trace.table_html())
+        _show_figure(self.plot, hop_times(trace))
+        self.children = self._parts()
         return trace
 
-    def _on_send(self, _button: Any = None) -> None:
-        self.send_button.disabled = True
+    def _send_through(self, n: int) -> tuple[list, list, bool]:
+        """One lab for `n` relays, ``repeats`` messages, one at a time (so they do not queue behind each other)."""
+        lab = self.factory(n)
         try:
-            self.send()
-        except Exception as err:  # never into the notebook
+            results, traces, delivered = [], [], True
+            for number in range(1, self.repeats + 1):
+                result = lab.send("alice@example.org", "bob@example.net", subject=f"Through {n} relays, {number}",
+                                  body=f"This message went through a chain of {n} relays.\n")
+                if not result.ok:
+                    raise RuntimeError(f"smtp.example.org did not accept the message: {result.summary()}")
+                delivered = lab.wait_for_queue(timeout=10) and delivered
+                results.append(result)
+                traces.append(lab.trace(result))
+            return results, traces, delivered
+        finally:
+            try:
+                lab.stop()
+            except Exception:
+                pass
+
+    def _draw_comparison(self) -> float | None:
+        """Plot the medians of every length run so far, and say what each relay adds; return that (ms)."""
+        from ..plots import chain_lengths
+
+        self.per_relay = slope = per_relay_ms(self.runs)
+        if slope is None:
+            return None
+        lengths = sorted(self.runs)
+        _show_figure(self.comparison, chain_lengths(lengths, [self.runs[k] for k in lengths]))
+        self.children = self._parts()
+        if slope > 0:
+            self.fit.value = (f"<p>Each extra relay adds about <b>{slope:.1f} ms</b>: the slope of a straight line "
+                              f"through the median times of {len(lengths)} chain lengths.</p>")
+        else:
+            self.fit.value = ("<p>No clear trend yet: the lengths tried are too close together for the few "
+                              "milliseconds a relay adds to stand out of the noise. Try lengths further apart, "
+                              "or click <i>Compare</i>.</p>")
+        return slope
+
+    def _on_send(self, _button: Any = None) -> None:
+        self._busy(self.send)
+
+    def _on_compare(self, _button: Any = None) -> None:
+        self._busy(self.compare)
+
+    def _busy(self, action: Any) -> None:
+        """Run `action` with the buttons disabled (one chain at a time); never raise into the notebook."""
+        self.send_button.disabled = self.compare_button.disabled = True
+        try:
+            action()
+        except Exception as err:
             self.output.value = _verdict_box("info", "Something went wrong:", html.escape(_error_text(err)))
         finally:
-            self.send_button.disabled = False
+            self.send_button.disabled = self.compare_button.disabled = False
 
 
 # --- ports, networks and TLS modes: PortExplorer -------------------------------------
@@ -306,7 +440,7 @@ def _port_list(ports: Iterable[int], conjunction: str = "or") -> str:
     return ", ".join(str(p) for p in ports[:-1]) + f" {conjunction} {ports[-1]}"
 
 
-class PortExplorer(widgets.VBox):
+class PortExplorer(LabWidget, widgets.VBox):
     """Pick where you send from, which port and which TLS mode; click; read what happened and why.
 
     ``network`` (a Dropdown of ``lab.places()``), ``port`` (25, 465, 587, 2525) and
@@ -319,8 +453,11 @@ class PortExplorer(widgets.VBox):
     "ok", "timeout", "refused" (connection refused), "server" (the server refused
     something), "tls" (the two sides disagreed about TLS), "stopped" (a client that
     requires TLS gave up: no STARTTLS was offered) or "error", and ``explanation``
-    the explanation as plain text. It never raises into the notebook.
+    the explanation as plain text. It never raises into the notebook. If its lab
+    stops because a newer ``Lab()`` replaced it, the next try uses the newer lab.
     """
+
+    about = "try ports 25, 465, 587 and 2525 from several networks, and read why"
 
     def __init__(self, lab: Any, *, network: str = "student", port: int = 587, tls: str = "auto",
                  sender: str = "alice@example.org", to: str = "carol@example.org",
@@ -334,14 +471,7 @@ class PortExplorer(widgets.VBox):
         self.outcome = ""
         self.explanation = ""
         self.elapsed = 0.0
-        try:
-            places = dict(lab.places())
-        except Exception:
-            places = {}
-        self._places = places
-        net_options = [(f"{name}: {p.about}" if getattr(p, "about", "") else name, name) for name, p in places.items()]
-        if not net_options:
-            net_options = [("student", "student")]
+        net_options = self._network_options()
         values = [v for _label, v in net_options]
         self.network = widgets.Dropdown(options=net_options, value=network if network in values else values[0],
                                         description="From:", layout=widgets.Layout(width="44em"))
@@ -359,9 +489,23 @@ class PortExplorer(widgets.VBox):
         self.try_button.on_click(self._on_try)
         super().__init__(children=[self.network, widgets.HBox([self.port, self.tls, self.try_button]), self.output])
 
+    def _network_options(self) -> list[tuple[str, str]]:
+        """The lab's places (networks) as dropdown options; reads them into ``_places`` too."""
+        try:
+            self._places = dict(self.lab.places())
+        except Exception:
+            self._places = {}
+        options = [(f"{name}: {p.about}" if getattr(p, "about", "") else name, name)
+                   for name, p in self._places.items()]
+        return options or [("student", "student")]
+
+    def _on_new_lab(self) -> None:
+        _replace_options(self, self.network, self._network_options())
+
     # --- trying ----------------------------------------------------------------
     def try_it(self) -> Any:
         """Send with the chosen settings, show what happened; returns the SendResult (None if none was made)."""
+        followed = self._follow_current_lab()
         place, port, mode = self.network.value, int(self.port.value), self.tls.value
         self.last_result, self.outcome, self.explanation = None, "", ""
         if not getattr(self.lab, "running", False):
@@ -384,7 +528,7 @@ class PortExplorer(widgets.VBox):
         self.last_result = result
         self.outcome = self._classify(result)
         self.explanation = self._explain(result, place, port, mode)
-        self.output.value = self._render(result, place, port)
+        self.output.value = _notice(followed) + self._render(result, place, port)
         return result
 
     def _expected_tls(self, port: int) -> str:

@@ -6,7 +6,8 @@ import base64
 import email.utils
 import html
 import re
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import ipywidgets as widgets
 
@@ -15,19 +16,23 @@ from .common import (
     _REPLY_END,
     CONSOLE_ROWS,
     LEGEND,
-    _box,
+    LabWidget,
     _entry_row,
     _error_text,
     _LogHTML,
     _message_row,
     _not_running_text,
+    _notice,
+    _replace_options,
     _reply_code,
     _table,
+    _tail_box,
+    current_lab,
     render_entries,
 )
 
 
-class StepThrough(widgets.VBox):
+class StepThrough(LabWidget, widgets.VBox):
     """A scripted SMTP submission you send one command at a time.
 
     Each click of ``next_button`` sends the next line of ``steps`` over a real
@@ -36,7 +41,12 @@ class StepThrough(widgets.VBox):
     far. ``step`` is the index of the next line to send. ``reset_button``
     starts over on a new connection. On port 465 (TLS from the start) the
     script has no STARTTLS; on a port without AUTH (25) it does not log in.
+
+    If its lab stops because a newer ``Lab()`` replaced it (a re-run cell, Run All),
+    the next click starts over with the notebook's current lab, and says so.
     """
+
+    about = "an SMTP submission, one command per click, each reply explained"
 
     def __init__(self, lab: Any, server: str = "smtp.example.org", port: int = 587,
                  sender: str = "alice@example.org", to: str = "bob@example.net",
@@ -74,7 +84,7 @@ class StepThrough(widgets.VBox):
         self.reset()
 
     @property
-    def log(self) -> widgets.HTML:  # type: ignore[override]
+    def log(self) -> widgets.HTML:
         """HTML: the whole session so far, every line with its arrow and note."""
         return self._log
 
@@ -101,8 +111,12 @@ class StepThrough(widgets.VBox):
 
     # --- actions --------------------------------------------------------------
     def reset(self) -> None:
-        """Close the current session (if any) and open a new one; the script starts again."""
+        """Close the current session (if any) and open a new one; the script starts again.
+
+        If this widget's lab has stopped, the new session is with the notebook's current lab.
+        """
         self._close_session()
+        followed = self._follow_current_lab()
         self.step = 0
         self.steps = []
         self.log.value = ""
@@ -122,18 +136,26 @@ class StepThrough(widgets.VBox):
         self.next_button.description = "Send next command"
         greeting = list(self.session.transcript.entries)
         self.reply.value = (
-            f"<p>Connected to {html.escape(self.server)} port {self.port}. The server speaks first:</p>"
+            _notice(followed)
+            + f"<p>Connected to {html.escape(self.server)} port {self.port}. The server speaks first:</p>"
             + render_entries(greeting) + self._upcoming())
         self._refresh_log()
         if self.session.closed:
             self._stuck("The server closed the connection straight away.", keep_log=True)
 
     def next(self) -> list[Entry]:
-        """Send the next line of the script; return the entries it produced (empty if nothing was sent)."""
-        if self.next_button.disabled or self.session is None or self.step >= len(self.steps):
-            return []
+        """Send the next line of the script; return the entries it produced (empty if nothing was sent).
+
+        If the lab stopped meanwhile and a newer one runs, this starts over with it instead
+        (the old session died with the old lab): the next click sends the first command.
+        """
         if not getattr(self.lab, "running", False):
-            self._stuck(_not_running_text(), keep_log=True)
+            if current_lab(self.lab) is not self.lab:
+                self.reset()
+            else:
+                self._stuck(_not_running_text(), keep_log=True)
+            return []
+        if self.next_button.disabled or self.session is None or self.step >= len(self.steps):
             return []
         line = self.steps[self.step]
         try:
@@ -178,7 +200,7 @@ class StepThrough(widgets.VBox):
 
     def _refresh_log(self) -> None:
         if self.session is not None:
-            self.log.value = _box(render_entries(self.session.transcript.entries))
+            self.log.value = _tail_box(render_entries(self.session.transcript.entries))
 
     def _stuck(self, message: str, keep_log: bool = False) -> None:
         self.next_button.disabled = True
@@ -197,7 +219,7 @@ class StepThrough(widgets.VBox):
         except Exception:  # closing is best effort
             pass
         # keep the finished transcript visible in the log
-        self.log.value = _box(render_entries(session.transcript.entries))
+        self.log.value = _tail_box(render_entries(session.transcript.entries))
         self._last_session = session
 
     @property
@@ -219,15 +241,20 @@ class StepThrough(widgets.VBox):
             self._stuck(f"Something went wrong: {_error_text(err)}")
 
 
-class Console(widgets.VBox):
+class Console(LabWidget, widgets.VBox):
     """Type SMTP commands to a lab server, like telnet or ``openssl s_client``.
 
     ``command`` is the input box (press Enter, or click ``send_button``),
     ``target`` picks the listener ("smtp.example.org:587"), ``reconnect_button``
     opens a new session, and ``output`` shows every line with its arrow and
-    note. After QUIT, or when the server drops the connection, the console says
-    so and suggests Reconnect.
+    note, the newest last and in view (the box opens scrolled to the bottom).
+    After QUIT, or when the server drops the connection, the console says
+    so and suggests Reconnect. If its lab stops because a newer ``Lab()``
+    replaced it, the next line typed goes to the same listener in the
+    notebook's current lab (the console reconnects, and says so).
     """
+
+    about = "type SMTP commands to a lab server, like telnet"
 
     def __init__(self, lab: Any, server: str = "smtp.example.org", port: int = 587, *,
                  timeout: float = 3.0) -> None:
@@ -235,6 +262,7 @@ class Console(widgets.VBox):
         self.timeout = timeout
         self.session: Any = None
         self._rows: list[str] = []
+        self._dropped = 0  # rows dropped from the top (past CONSOLE_ROWS)
         options = self._targets()
         wanted = f"{server.lower().rstrip('.')}:{port}"
         values = [value for _label, value in options]
@@ -288,13 +316,20 @@ class Console(widgets.VBox):
         self._draw()
 
     def _draw(self) -> None:
+        """Show the rows, newest last, in a box that opens scrolled to the bottom (see ``_tail_box``)."""
         if len(self._rows) > CONSOLE_ROWS:
-            del self._rows[: len(self._rows) - CONSOLE_ROWS]
-        self.output.value = _box(_table(self._rows))
+            extra = len(self._rows) - CONSOLE_ROWS
+            del self._rows[:extra]
+            self._dropped += extra
+        rows = self._rows
+        if self._dropped:
+            rows = [_message_row(f"{self._dropped} earlier lines are no longer shown."), *rows]
+        self.output.value = _tail_box(_table(rows))
 
     def clear(self) -> None:
         """Empty the output (the session stays open)."""
         self._rows.clear()
+        self._dropped = 0
         self._draw()
 
     # --- actions --------------------------------------------------------------
@@ -303,8 +338,14 @@ class Console(widgets.VBox):
         return self.session is not None and not self.session.closed
 
     def connect(self, target: str | None = None) -> bool:
-        """Open a new session with `target` ("host:port"; default: the selected one); True if it worked."""
+        """Open a new session with `target` ("host:port"; default: the selected one); True if it worked.
+
+        If this console's lab has stopped, the session is with the notebook's current lab.
+        """
         self._close_session()
+        followed = self._follow_current_lab()
+        if followed:
+            self._say(followed)
         target = target or self.target.value
         if not target:
             self._say("Pick a server from the list first.", problem=True)
@@ -331,7 +372,7 @@ class Console(widgets.VBox):
         if "\n" in line or "\r" in line:
             self._say("Type one line at a time: each Send sends exactly one line.", problem=True)
             return []
-        if not getattr(self.lab, "running", False):
+        if not getattr(self.lab, "running", False) and not self._reconnect_on_current_lab():
             self._say(_not_running_text(), problem=True)
             return []
         if not self.connected:
@@ -348,6 +389,16 @@ class Console(widgets.VBox):
             self._close_session()
             self._closed_notice()
         return entries
+
+    def _reconnect_on_current_lab(self) -> bool:
+        """This console's lab stopped: reconnect to the same listener in the notebook's current lab, if one runs."""
+        if current_lab(self.lab) is self.lab:
+            return False
+        return self.connect()
+
+    def _on_new_lab(self) -> None:
+        """A newer lab may have other listeners (another scenario): offer its list, keeping the choice if it can."""
+        _replace_options(self, self.target, self._targets())
 
     def submit(self) -> list[Entry]:
         """What pressing Enter in the box does: send what is typed."""
@@ -395,7 +446,7 @@ class Console(widgets.VBox):
             self._say(f"Something went wrong: {_error_text(err)}", problem=True)
 
     def _on_target(self, change: dict) -> None:
-        if change.get("new"):
+        if change.get("new") and not self._refreshing:
             try:
                 self._close_session()
             except Exception:
@@ -404,6 +455,3 @@ class Console(widgets.VBox):
             self._on_reconnect()
 
 
-# --- DNS and relaying: MXExplorer and ChainExplorer ---------------------------------
-
-#: Record types the MX explorer offers.
