@@ -19,13 +19,12 @@ import ssl
 import sys
 import threading
 from collections.abc import Sequence
-from email.message import EmailMessage
-from email.utils import localtime, make_msgid
 from pathlib import Path
 from typing import Any
 
 from .client import Endpoint, SendPlan, submit
 from .lab import DEFAULT_EHLO, Lab
+from .messages import compose, wire_bytes
 from .result import LabError, SendResult
 from .statefile import (
     default_state_dir,
@@ -172,12 +171,8 @@ async def _send_to_running(info: dict[str, Any], args: argparse.Namespace) -> Se
         password = args.password or (user["password"] if user else None)
         if password is not None:
             credentials = (user["username"] if user and not args.password else name, password)
-    msg = EmailMessage()
-    msg["From"], msg["To"], msg["Subject"] = args.sender, ", ".join(args.recipients), args.subject
-    msg["Date"] = localtime()
-    msg["Message-ID"] = make_msgid(domain=args.sender.rpartition("@")[2])
-    msg.set_content(args.body)
-    plan = SendPlan(args.sender, list(args.recipients), msg.as_bytes(policy=msg.policy.clone(linesep="\r\n")),
+    msg = compose(args.sender, args.recipients, args.subject, args.body)
+    plan = SendPlan(args.sender, list(args.recipients), wire_bytes(msg),
                     endpoint, args.tls or listener.tls, credentials, DEFAULT_EHLO, 10.0, str(msg["Message-ID"]))
     context = ssl.create_default_context(cafile=info["ca_cert"])
     return await submit(plan, context)

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from .connections import ConnectionCap
 from .mailboxes import mailbox_problem
+from .messages import compose
 from .store import new_queue_id
 from .transcript import Entry, Transcript
 
@@ -167,14 +168,10 @@ def _message(body: bytes, user: str, own: str) -> tuple[EmailMessage, list[str]]
         raise ApiError(403, "forbidden", f"This key belongs to {user} ({own}); it cannot send as {data['from']}.")
     if not isinstance(data["subject"], str) or not isinstance(data["text"], str):
         raise ApiError(422, "bad_field", "'subject' and 'text' must be strings.")
-    message = EmailMessage()
     try:
-        message["From"], message["To"], message["Subject"] = data["from"], ", ".join(to), data["subject"]
+        message = compose(data["from"], to, data["subject"], data["text"])
     except ValueError as err:  # e.g. a newline in the subject: header injection, refused by the email module
         raise ApiError(422, "bad_field", f"A header value is not allowed: {err}.") from None
-    message["Date"] = email.utils.localtime()
-    message["Message-ID"] = email.utils.make_msgid(domain=data["from"].rpartition("@")[2])
-    message.set_content(data["text"])
     return message, to
 
 

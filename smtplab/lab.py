@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import atexit
 import dataclasses
-import email.utils
 import logging
 import random
 import shutil
@@ -48,6 +47,7 @@ from .journal import MessageTrace
 from .limits import raise_open_file_limit
 from .loop import LoopThread
 from .mailboxes import mailbox_problem
+from .messages import compose, wire_bytes
 from .mx import MXLookup, lookup_mx, recorded_mx
 from .network import Network, Place
 from .postoffice import Fault, PostOffice
@@ -329,14 +329,8 @@ class Lab:
         elif message is not None:
             msg = None
         else:
-            msg = EmailMessage()
-            msg["From"] = sender
-            msg["To"] = ", ".join(recipients)
-            msg["Subject"] = subject
-            msg["Date"] = email.utils.localtime()
-            msg["Message-ID"] = email.utils.make_msgid(domain=sender.rpartition("@")[2])
-            msg.set_content(body)
-        raw = msg.as_bytes(policy=msg.policy.clone(linesep="\r\n")) if msg is not None else (
+            msg = compose(sender, recipients, subject, body)
+        raw = wire_bytes(msg) if msg is not None else (
             message.encode() if isinstance(message, str) else bytes(message))
         return SendPlan(sender, recipients, raw, endpoint, tls, credentials, ehlo, timeout,
                         str(msg["Message-ID"] or "") if msg is not None else "", network=network, tap=tap)

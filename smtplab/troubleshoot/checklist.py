@@ -38,15 +38,14 @@ Where each part lives, imports going one way only::
 from __future__ import annotations
 
 import base64
-import email.utils
 import socket
 import ssl
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from email.message import EmailMessage
 from typing import Any
 
+from ..messages import compose, wire_bytes
 from ..result import LabError
 from ..testing import closed_port
 from ..transcript import Recorder, Transcript
@@ -623,19 +622,14 @@ class _Checker:
         return "postmaster@smtplab-check.invalid"
 
     def _message(self, sender: str) -> bytes:
-        msg = EmailMessage()
-        msg["From"] = sender
-        msg["To"] = ", ".join(self.recipients)
-        msg["Subject"] = "smtplab check: a test message"
-        msg["Date"] = email.utils.localtime()
-        msg["Message-ID"] = email.utils.make_msgid(domain=sender.rpartition("@")[2] or "smtplab.invalid")
+        msg = compose(sender, self.recipients, "smtplab check: a test message", "")
         body = "This test message was sent by smtplab check.\n"
 
         def build(padding: int) -> bytes:
             line = "This line pads the test message to the size asked for, like an attachment.\n"
             pad = (line * (padding // len(line) + 1))[:padding]
             msg.set_content(body + (pad[:-1] + "\n" if pad else ""))
-            return msg.as_bytes(policy=msg.policy.clone(linesep="\r\n"))
+            return wire_bytes(msg)
 
         raw = build(0)
         padding = 0
