@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .mailboxes import mailbox_problem
+
 __all__ = [
     "Domain",
     "Host",
@@ -171,6 +173,10 @@ class Topology:
             )
         except KeyError as missing:
             raise ScenarioError(f"scenario is missing the field {missing}") from None
+        for user in users:  # the same rule as every other entrance: an address becomes a Maildir path
+            problem = mailbox_problem(user.address)
+            if problem:
+                raise ScenarioError(f"user {user.address!r}: not a mailbox address: {problem}")
         relay = data.get("relay", {})
         faults = tuple((name.lower().rstrip("."), kind) for name, kind in data.get("dns_faults", {}).items())
         topo = cls(data.get("name", "unnamed"), hosts, domains, users, data.get("description", ""),

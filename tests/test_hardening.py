@@ -359,3 +359,17 @@ def test_a_pipelined_data_after_every_rcpt_was_refused_gets_503_not_354(lab):
     session.send("QUIT")
     session.close()
     assert len(lab.inbox("carol@example.org")) == before
+
+
+def test_scenario_data_follows_the_same_address_rule():
+    from smtplab import ScenarioError, load_scenario
+    from smtplab.topology import load_scenario as load
+    data = load("default")
+    assert data.users  # the built-in scenarios pass
+    import tomllib
+    from importlib import resources
+    text = resources.files("smtplab").joinpath("scenarios/default.toml").read_text()
+    raw = tomllib.loads(text)
+    raw["users"][0]["address"] = "../../x@example.org"
+    with pytest.raises(ScenarioError, match="not a mailbox address"):
+        load_scenario(raw)
