@@ -20,6 +20,7 @@ import aiosmtplib
 from aiosmtplib.protocol import SMTPProtocol
 
 from .connections import ConnectionKey, key_of
+from .pipelining import pipelined_session
 from .result import Failure, SendResult
 from .tls import TLSInfo, describe_tls
 from .topology import Host, Listener
@@ -291,6 +292,7 @@ class SendPlan:
     client: str = ""  # the lab host sending (a relay), or "" for the student
     network: str = "student"  # the place the student sends from (its network may delay or block)
     tap: bool = False  # keep the bytes as they crossed the wire
+    pipelining: bool = False  # send the envelope in one write where the server offers PIPELINING (RFC 2920)
 
 
 async def submit(plan: SendPlan, tls_context: ssl.SSLContext, *, source: str | None = None,
@@ -319,6 +321,10 @@ async def submit(plan: SendPlan, tls_context: ssl.SSLContext, *, source: str | N
         result.failure = Failure("connect", kind)
         rec.event("client", result.error, "Nothing is listening there, or the network blocks the port.")
         return result
+    if plan.pipelining:
+        return await pipelined_session(rec, result, sock, sender=plan.sender, recipients=plan.recipients,
+                                       raw=plan.raw, ehlo=plan.ehlo, tls=plan.tls, credentials=plan.credentials,
+                                       timeout=plan.timeout, tls_context=tls_context, server_hostname=ep.host.name)
     client = RecordingSMTPClient(rec, hostname=ep.host.name, sock=sock, use_tls=plan.tls == "implicit",
                                  start_tls=False, tls_context=tls_context, timeout=plan.timeout,
                                  local_hostname=plan.ehlo)

@@ -272,7 +272,8 @@ class Lab:
              body: str = "This message travelled through the lab.\n", *, message: EmailMessage | str | bytes | None = None,
              server: str | None = None, port: int | None = None, tls: str | None = None,
              login: str | tuple[str, str] | bool | None = None, ehlo: str = DEFAULT_EHLO,
-             timeout: float = 10.0, network: str = "student", tap: bool = False) -> SendResult:
+             timeout: float = 10.0, network: str = "student", tap: bool = False,
+             pipelining: bool = False) -> SendResult:
         """Send one message through the lab, as a mail program would, and return what happened.
 
         By default it submits to the sender's provider (smtp.example.org port 587 for
@@ -280,11 +281,13 @@ class Lab:
         ``server``/``port``/``tls``/``login`` to do otherwise; ``tls`` is one of
         ``"starttls"``, ``"implicit"``, ``"none"`` or ``"opportunistic"`` (upgrade only if offered).
         ``network`` is where the student sends from (``lab.places()``: "home", "hotel", ...);
-        ``tap=True`` keeps the bytes as they crossed the wire in ``result.wire``.
+        ``tap=True`` keeps the bytes as they crossed the wire in ``result.wire``; ``pipelining=True``
+        sends MAIL, every RCPT and DATA in one write where the server offers PIPELINING (RFC 2920).
         """
         self._check_running()
         plan = self._plan_send(sender, to, subject, body, message, server, port, tls, login, ehlo, timeout,
                                network, tap)
+        plan.pipelining = pipelining
         return self._run(self._send(plan), timeout=timeout * 3 + 5)
 
     async def asend(self, sender: str, to: str | Sequence[str], subject: str = "Hello from smtplab",
@@ -292,9 +295,10 @@ class Lab:
         """:meth:`send` for asyncio code: ``await lab.asend(...)``."""
         self._check_running()
         kw = {"message": None, "server": None, "port": None, "tls": None, "login": None, "ehlo": DEFAULT_EHLO,
-              "timeout": 10.0, "network": "student", "tap": False, **kwargs}
+              "timeout": 10.0, "network": "student", "tap": False, "pipelining": False, **kwargs}
         plan = self._plan_send(sender, to, subject, body, kw["message"], kw["server"], kw["port"], kw["tls"],
                                kw["login"], kw["ehlo"], kw["timeout"], kw["network"], kw["tap"])
+        plan.pipelining = bool(kw["pipelining"])
         return await self._in_loop(self._send(plan))
 
     def _plan_send(self, sender: str, to: str | Sequence[str], subject: str, body: str, message: Any,
