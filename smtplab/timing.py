@@ -187,7 +187,10 @@ def exchanges(session: Any) -> list[dict[str, Any]]:
                     verb = e.line.split(" ", 1)[0].split(":", 1)[0].upper()
                     name, kind = _STEP_NAMES.get(verb, _short(verb, 12) or "(empty line)"), "exchange"
                 pending = {"name": name, "start": ms, "end": ms, "kind": kind, "tls": e.tls, "command": e.line,
-                           "reply": "", "lines": 0}
+                           "reply": "", "lines": 0, "names": [], "finals": 0}
+            elif pending["kind"] == "exchange" and not pending["finals"]:  # pipelined (RFC 2920): one wait for all
+                verb = e.line.split(" ", 1)[0].split(":", 1)[0].upper()
+                pending["names"].append(_STEP_NAMES.get(verb, _short(verb, 12)))
             pending["lines"] += 1
             if in_message and e.line == ".":
                 in_message = False
@@ -199,12 +202,21 @@ def exchanges(session: Any) -> list[dict[str, Any]]:
                        "lines": 0}
         if _final_reply_line(e.line):
             pending.update(end=ms, reply=e.line)
+            pending["finals"] = pending.get("finals", 0) + 1
+            if pending["kind"] == "exchange" and pending["finals"] <= len(pending.get("names", ())):
+                continue  # a pipelined group: its step ends with the reply to its last command
+            if pending.get("names"):
+                pending["name"] = " + ".join([pending["name"], *pending["names"]]) + " (pipelined)"
+            pending.pop("names", None)
+            pending.pop("finals", None)
             steps.append(pending)
             if pending["kind"] == "exchange" and pending["name"] == "STARTTLS" and e.line.startswith("220"):
                 tls_from = ms
             in_message = pending["kind"] == "exchange" and e.line.startswith("354")
             pending = None
     if pending is not None:  # the session ended while the client waited
+        pending.pop("names", None)
+        pending.pop("finals", None)
         pending.update(end=to_ms(entries[-1].t) if entries else pending["start"], kind="unanswered")
         steps.append(pending)
     return steps

@@ -58,3 +58,14 @@ def test_dots_and_bare_line_ends_are_sent_safely(lab):
     assert result.ok, result
     body = lab.inbox("carol@example.org")[-1].get_content()
     assert ".starts with a dot" in body and "last line" in body
+
+
+def test_the_timing_analysis_sees_a_pipelined_group_as_one_round_trip(lab):
+    from smtplab.timing import exchanges
+    from smtplab.timing import round_trips as counted
+    plain = lab.send("alice@example.org", ["carol@example.org", "bob@example.net"])
+    piped = lab.send("alice@example.org", ["carol@example.org", "bob@example.net"], pipelining=True)
+    names = [step["name"] for step in exchanges(piped)]
+    assert "MAIL FROM + RCPT TO + RCPT TO + DATA (pipelined)" in names, names
+    assert "(unasked reply)" not in names and "message" in names
+    assert counted(piped) == counted(plain) - 3
