@@ -532,6 +532,11 @@ class Annotator:
             noun = "Connection"
         else:
             noun = _FAIL_NOUN.get(ctx, "Command")
+        if code == 503:  # not a verdict on the sender or recipient: the command came at the wrong time
+            wanted = next((f" the server wants {verb} first" for word, verb in
+                           (("HELO", "EHLO (or HELO)"), ("MAIL", "MAIL FROM"), ("RCPT", "RCPT TO"))
+                           if word in r.text.upper()), "")
+            return f"{ctx or 'Command'} out of order: {what};{wanted or ' the session is in another state'}; {suffix}"
         verdict = "refused" if first == 5 else "not accepted yet"
         return f"{noun} {verdict}: {what}; {suffix}"
 

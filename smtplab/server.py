@@ -404,9 +404,11 @@ class HostPolicy:
         if problem:
             return f"501 5.1.3 Bad recipient address {_shown(address)}: {problem}"
         domain = address.rpartition("@")[2].lower()
+        if self.listener.auth == "required" and not session.authenticated:
+            # One cause, one answer, whatever the recipient's domain (RFC 4954 section 6): a submission
+            # port takes no mail at all before a login, so it is never an open relay either.
+            return "530 5.7.0 Authentication required: log in before sending from this port"
         if domain in self.host.domains:
-            if self.listener.auth == "required" and not session.authenticated:
-                return "530 5.7.0 Authentication required: log in before sending from this port"
             if self.world.topology.user(address) is None:
                 return f"550 5.1.1 <{address}>: no such mailbox here"
             verdict = "250 2.1.5 Recipient OK"

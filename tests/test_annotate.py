@@ -272,3 +272,13 @@ def test_notes_are_short():
         ("C", "QUIT"), ("S", "221 Bye"),
     ])
     assert all(len(n) <= 125 for n in notes), [n for n in notes if len(n) > 125]
+
+
+def test_a_503_is_a_command_out_of_order_not_a_refused_sender():
+    a = Annotator()
+    a.server("220 x ESMTP")
+    a.client("MAIL FROM:<a@example.com>")
+    note = a.server("503 5.5.1 Error: send HELO first")
+    assert note.startswith("MAIL out of order") and "EHLO (or HELO) first" in note and "Sender refused" not in note
+    a.client("DATA")
+    assert "wants RCPT TO first" in a.server("503 5.5.1 Error: need RCPT command")

@@ -53,7 +53,21 @@ def test_no_listener_is_an_open_relay(lab, ca_context, host, port):
             client.ehlo("spammer.example.com")
         assert client.mail("alice@example.org")[0] == 250
         code, enhanced = code_and_enhanced(client.rcpt("victim@example.com"))
-    assert code in (550, 554) and enhanced == "5.7.1"
+    if lab.endpoint(host, port).listener.auth == "required":  # a submission port: nothing at all before a login
+        assert (code, enhanced) == (530, "5.7.0")
+    else:
+        assert code in (550, 554) and enhanced == "5.7.1"
+
+
+def test_a_submission_port_gives_one_answer_to_an_unauthenticated_rcpt(lab, ca_context):
+    """Local or remote recipient, the cause is the same (no login), and so is the reply."""
+    with smtp_to(lab, "smtp.example.org", 587, ca_context) as client:
+        client.ehlo("laptop")
+        client.starttls(context=ca_context)
+        client.ehlo("laptop")
+        assert client.mail("alice@example.org")[0] == 250
+        replies = {rcpt: code_and_enhanced(client.rcpt(rcpt)) for rcpt in ("carol@example.org", "bob@example.net")}
+    assert replies == {"carol@example.org": (530, "5.7.0"), "bob@example.net": (530, "5.7.0")}
 
 
 def test_submission_without_tls_is_told_to_starttls(lab):
