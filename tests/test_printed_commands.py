@@ -14,6 +14,7 @@ Run alone:  .venv/bin/python -m pytest tests/test_printed_commands.py -p no:nbva
 from __future__ import annotations
 
 import base64
+import json
 import mailbox
 import os
 import queue
@@ -155,9 +156,28 @@ class _Typist:
 def test_a_whole_session_typed_into_openssl_as_printed_delivers(served):
     state, commands = served
     need("openssl")
+    _type_a_whole_session(state, commands["openssl"])
+
+
+@pytest.mark.parametrize("notebook", ["04-ports.ipynb", "05-starttls.ipynb"])
+def test_the_notebooks_openssl_template_carries_a_whole_session(served, notebook):
+    """The notebooks' s_client lines (placeholders filled in as they tell the student to) survive RCPT and QUIT."""
+    state, _ = served
+    need("openssl")
+    cells = json.loads((Path(__file__).resolve().parent.parent / "notebooks" / notebook).read_text())["cells"]
+    text = "".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+    template = next(line for line in text.splitlines() if line.startswith("openssl s_client") and "<PORT_587>" in line)
+    info = json.loads((state / "lab.json").read_text())
+    sub = next(s for s in info["servers"] if s["host"] == "smtp.example.org" and s["port"] == 587)
+    command = (template.replace("<ADDRESS>", sub["address"]).replace("<PORT_587>", str(sub["bound_port"]))
+               .replace("<CA_CERT>", shlex.quote(info["ca_cert"])))
+    _type_a_whole_session(state, command)
+
+
+def _type_a_whole_session(state: Path, command: str) -> None:
     subject = f"typed into s_client {uuid.uuid4().hex}"
     token = base64.b64encode(b"\0alice\0wonderland").decode()
-    proc = subprocess.Popen(shlex.split(commands["openssl"]), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    proc = subprocess.Popen(shlex.split(command), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
         typist = _Typist(proc)
