@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from .annotate import Annotator
 from .replycodes import (
+    AUTH_RESULTS,
     CAPABILITIES,
     COMMANDS,
     ENHANCED_CLASSES,
@@ -20,12 +21,14 @@ from .replycodes import (
     describe_capability,
     describe_digits,
     explain,
+    explain_auth_result,
     explain_enhanced,
     explain_reply_code,
     parse_reply,
 )
 
 __all__ = [
+    "AUTH_RESULTS",
     "CAPABILITIES",
     "COMMANDS",
     "ENHANCED_CLASSES",
@@ -38,6 +41,7 @@ __all__ = [
     "describe_capability",
     "describe_digits",
     "explain",
+    "explain_auth_result",
     "explain_enhanced",
     "explain_reply_code",
     "parse_reply",

@@ -24,6 +24,7 @@ import dns.message
 import dns.name
 import dns.rcode
 import dns.rdataclass
+import dns.rdataset
 import dns.rdatatype
 import dns.zone
 
@@ -90,6 +91,35 @@ class LabDNS:
         if self._tcp is not None:
             self._tcp.close()
             await self._tcp.wait_closed()
+
+    # --- records that change while the lab runs (DKIM keys made at start, a student's edits) ----------
+    def set_records(self, name: str, rdtype: str, values: list[str], ttl: int = 300) -> None:
+        """Replace `name`'s records of one type by `values` (zone-file text each); an empty list removes them.
+
+        A bad value raises ValueError saying which, and the old records stay.
+        """
+        owner = dns.name.from_text(name)
+        kind = dns.rdatatype.from_text(rdtype)
+        if not values:
+            self.zone.delete_rdataset(owner, kind)
+            return
+        try:
+            rdataset = dns.rdataset.from_text_list(dns.rdataclass.IN, kind, ttl, values, origin=dns.name.root)
+        except dns.exception.DNSException as err:
+            raise ValueError(f"not a valid {rdtype} record for {name}: {values!r} ({err})") from None
+        self.zone.replace_rdataset(owner, rdataset)
+
+    def set_txt(self, name: str, texts: list[str]) -> None:
+        """Publish TXT records given as plain text (quoted and split into 255-character strings here)."""
+        quoted = [" ".join('"' + t[i:i + 255].replace("\\", "\\\\").replace('"', '\\"') + '"'
+                           for i in range(0, max(len(t), 1), 255)) for t in texts]
+        self.set_records(name, "TXT", quoted)
+
+    def records(self, name: str, rdtype: str) -> list[str]:
+        """`name`'s records of one type, as zone-file text (what ``dig +short`` would print)."""
+        node = self.zone.get_node(dns.name.from_text(name))
+        rdataset = node.get_rdataset(dns.rdataclass.IN, dns.rdatatype.from_text(rdtype)) if node else None
+        return [r.to_text() for r in rdataset] if rdataset else []
 
     def answer(self, wire: bytes) -> bytes | None:
         """The reply to one query in wire format (None: say nothing)."""

@@ -51,6 +51,7 @@ class Hop:
     left: float | None  # None: delivered here, still queued, or bounced
     tls_in: bool
     outcome: str  # "delivered", "relayed to mx1.example.net", "queued", "bounced", ...
+    checks: str = ""  # sender authentication at this hop: "DKIM-signed (example.org, s=lab)", "spf=pass ..."
 
     @property
     def queued(self) -> float | None:
@@ -88,16 +89,26 @@ class MessageTrace:
                 hop.left = hop.left or e.details.get("started", e.time)  # when it set off for the next hop
                 hop.outcome = f"relayed to {e.details.get('to')}" + (" over TLS" if e.details.get("tls") else "")
             elif e.event == "delivered":
-                hop.outcome = "delivered to " + ", ".join(e.details.get("rcpts", []))
+                folder = e.details.get("folder", "")
+                hop.outcome = f"delivered to {folder + ' of ' if folder else ''}" + ", ".join(e.details.get("rcpts", []))
+            elif e.event == "signed":
+                hop.checks = (hop.checks + "; " if hop.checks else "") + \
+                    f"DKIM-signed as {e.details.get('domain')} (selector {e.details.get('selector')})"
+            elif e.event == "checked":
+                hop.checks = (hop.checks + "; " if hop.checks else "") + str(e.details.get("summary", ""))
+                if e.details.get("action") == "junk":
+                    hop.outcome = "delivered to Junk of " + ", ".join(e.details.get("rcpts", []))
             elif e.event in ("bounced", "deferred"):
                 hop.outcome = e.event + (f": {e.details['why']}" if "why" in e.details else "")
         return cls(message_id, hops, events)
 
     def rows(self) -> list[dict[str, Any]]:
         start = self.hops[0].arrived if self.hops else 0.0
+        checked = any(h.checks for h in self.hops)  # the column appears only where a hop checked or signed
         return [{"hop": i, "host": h.host, "from": h.came_from, "TLS in": "yes" if h.tls_in else "no",
                  "arrived (ms)": round((h.arrived - start) * 1000, 1),
-                 "queued (ms)": None if h.queued is None else round(h.queued * 1000, 1), "then": h.outcome}
+                 "queued (ms)": None if h.queued is None else round(h.queued * 1000, 1), "then": h.outcome,
+                 **({"sender checks": h.checks} if checked else {})}
                 for i, h in enumerate(self.hops, 1)]
 
     def __str__(self) -> str:
@@ -105,7 +116,8 @@ class MessageTrace:
         for r in self.rows():
             queued = "" if r["queued (ms)"] is None else f", queued {r['queued (ms)']} ms"
             lines.append(f"  {r['hop']}. {r['host']} from {r['from']} (TLS in: {r['TLS in']}) "
-                         f"at +{r['arrived (ms)']} ms{queued}: {r['then']}")
+                         f"at +{r['arrived (ms)']} ms{queued}: {r['then']}"
+                         + (f" [{r['sender checks']}]" if r.get("sender checks") else ""))
         return "\n".join(lines)
 
     def table_html(self) -> str:

@@ -52,6 +52,7 @@ from .mx import MXLookup, lookup_mx, recorded_mx
 from .network import Network, Place
 from .postoffice import Fault, PostOffice
 from .result import LabError, SendResult
+from .senderauth import SigningKey, signing_key
 from .server import HostPolicy, RecordingSMTP
 from .statefile import prepare_state_dir
 from .store import MailStore
@@ -106,8 +107,10 @@ class Lab:
                         {h.name: h.certificate for h in self.topology.hosts if h.certificate})
         self.client_tls = self.ca.client_context()
         self.store = MailStore(self.state_dir, durable=durable)  # durable: fsync before 250 (see store.py)
+        self.dkim_keys = self._dkim_keys()  # made (or read back) before any server signs, published in the lab DNS
         self.post = PostOffice(self.topology, self.store, self.address_book, self.state_dir, send=self._send,
-                               dns=self.dns, retry_delays=self.retry_delays, rng=self.rng)
+                               dns=self.dns, retry_delays=self.retry_delays, rng=self.rng,
+                               signing_keys=self.dkim_keys)
         self.journal = self.post.journal_log
         self.errors = self.post.errors  # what went wrong inside the loop, kept quiet
         self.relays = self.post.relays
@@ -129,6 +132,17 @@ class Lab:
         Lab._all.add(self)
 
     # --- life --------------------------------------------------------------
+    def _dkim_keys(self) -> dict[tuple[str, str], SigningKey]:
+        """Each host's DKIM keys, kept in the state directory (a restart signs with the same key)."""
+        keys = {}
+        for host in self.topology.hosts:
+            for setting in host.dkim:
+                key = signing_key(self.state_dir / "dkim", setting.domain, setting.selector, setting.algorithm)
+                keys[(host.name, setting.domain)] = key
+                if not self.dns.records(key.record_name + ".", "TXT"):  # a scenario may publish (or break) it itself
+                    self.dns.set_txt(key.record_name + ".", [key.record])
+        return keys
+
     async def _start(self) -> None:
         await self.dns.start()
         for host in self.topology.hosts:
@@ -273,7 +287,7 @@ class Lab:
              server: str | None = None, port: int | None = None, tls: str | None = None,
              login: str | tuple[str, str] | bool | None = None, ehlo: str = DEFAULT_EHLO,
              timeout: float = 10.0, network: str = "student", tap: bool = False,
-             pipelining: bool = False) -> SendResult:
+             pipelining: bool = False, from_host: str | None = None) -> SendResult:
         """Send one message through the lab, as a mail program would, and return what happened.
 
         By default it submits to the sender's provider (smtp.example.org port 587 for
@@ -283,22 +297,37 @@ class Lab:
         ``network`` is where the student sends from (``lab.places()``: "home", "hotel", ...);
         ``tap=True`` keeps the bytes as they crossed the wire in ``result.wire``; ``pipelining=True``
         sends MAIL, every RCPT and DATA in one write where the server offers PIPELINING (RFC 2920).
+        ``from_host`` sends as that lab host does: from its address, greeting with its name (what a
+        receiving server's SPF check sees; e.g. an outside sender forging someone else's domain).
         """
         self._check_running()
         plan = self._plan_send(sender, to, subject, body, message, server, port, tls, login, ehlo, timeout,
                                network, tap)
         plan.pipelining = pipelining
+        self._send_from_host(plan, from_host)
         return self._run(self._send(plan), timeout=timeout * 3 + 5)
+
+    def _send_from_host(self, plan: SendPlan, from_host: str | None) -> None:
+        if from_host is None:
+            return
+        host = self.topology.host(from_host)
+        if host is None:
+            raise LabError(f"from_host={from_host!r}: there is no such lab host; hosts: "
+                           f"{', '.join(h.name for h in self.topology.hosts)}.")
+        plan.client = host.name
+        if plan.ehlo == DEFAULT_EHLO:
+            plan.ehlo = host.name
 
     async def asend(self, sender: str, to: str | Sequence[str], subject: str = "Hello from smtplab",
                     body: str = "This message travelled through the lab.\n", **kwargs: Any) -> SendResult:
         """:meth:`send` for asyncio code: ``await lab.asend(...)``."""
         self._check_running()
         kw = {"message": None, "server": None, "port": None, "tls": None, "login": None, "ehlo": DEFAULT_EHLO,
-              "timeout": 10.0, "network": "student", "tap": False, "pipelining": False, **kwargs}
+              "timeout": 10.0, "network": "student", "tap": False, "pipelining": False, "from_host": None, **kwargs}
         plan = self._plan_send(sender, to, subject, body, kw["message"], kw["server"], kw["port"], kw["tls"],
                                kw["login"], kw["ehlo"], kw["timeout"], kw["network"], kw["tap"])
         plan.pipelining = bool(kw["pipelining"])
+        self._send_from_host(plan, kw["from_host"])
         return await self._in_loop(self._send(plan))
 
     def _plan_send(self, sender: str, to: str | Sequence[str], subject: str, body: str, message: Any,
@@ -418,9 +447,12 @@ class Lab:
         await raw.read_reply()  # the greeting
         return raw, watch
 
-    def inbox(self, address: str) -> list[EmailMessage]:
-        """The messages delivered to `address`, oldest first, as :class:`email.message.EmailMessage`."""
-        return self.store.inbox(address)
+    def inbox(self, address: str, folder: str = "") -> list[EmailMessage]:
+        """The messages delivered to `address`, oldest first, as :class:`email.message.EmailMessage`.
+
+        `folder` reads a subfolder instead, such as ``"Junk"`` (see :meth:`junk`).
+        """
+        return self.store.inbox(address, folder)
 
     def transcripts(self, host: str | None = None, view: str | None = None) -> list[Transcript]:
         """The lab's recent sessions (newest last), optionally only one host's or one view."""
@@ -469,6 +501,49 @@ class Lab:
         """Ask the lab DNS one question, like ``dig @lab-dns name rdtype``, and show the real reply."""
         self._check_running()
         return self._run(dig(name, rdtype, self.dns.address, self.dns.port, tcp=tcp), timeout=10)
+
+    def set_record(self, name: str, rdtype: str, *values: str) -> list[str]:
+        """Replace the lab DNS records of `name` of one type; no values removes them. Returns the new records.
+
+        TXT values are given as plain text (``lab.set_record("_dmarc.example.org", "TXT", "v=DMARC1; p=none")``);
+        other types in zone-file form (``"10 mx1.example.net."``). A bad value raises ValueError.
+        """
+        self._check_running()
+        owner = name if name.endswith(".") else name + "."
+        rdtype = rdtype.upper()
+
+        async def change() -> list[str]:  # on the loop, which is where the DNS server reads the zone
+            if rdtype == "TXT":
+                self.dns.set_txt(owner, list(values))
+            else:
+                self.dns.set_records(owner, rdtype, list(values))
+            return self.dns.records(owner, rdtype)
+
+        return self._run(change(), timeout=10)
+
+    def records(self, name: str, rdtype: str = "TXT") -> list[str]:
+        """The lab DNS records of `name` of one type, as zone-file text."""
+        return self.dns.records(name if name.endswith(".") else name + ".", rdtype.upper())
+
+    def junk(self, address: str) -> list[EmailMessage]:
+        """The messages a receiving server put in `address`'s Junk folder (DMARC ``p=quarantine``)."""
+        return self.store.inbox(address, "Junk")
+
+    def app_password(self, user: str) -> str:
+        """Make an app password for `user` (login or address), as a provider's account page does; it is shown once."""
+        found = self.topology.user(user)
+        if found is None:
+            known = ", ".join(u.username for u in self.topology.users)
+            raise LabError(f"no lab user {user!r}; the users are: {known}")
+        return self.post.make_app_password(found)
+
+    def dkim_key(self, domain: str) -> SigningKey:
+        """The DKIM key a lab host signs `domain`'s mail with (its public half is in the lab DNS)."""
+        for (_host, signed), key in self.dkim_keys.items():
+            if signed == domain.lower():
+                return key
+        raise LabError(f"no lab host signs mail for {domain!r}; signing domains: "
+                       f"{', '.join(sorted({d for _, d in self.dkim_keys})) or 'none in this scenario'}")
 
     def stop_host(self, name: str) -> None:
         """Take a host down: its ports refuse connections and its open sessions drop."""

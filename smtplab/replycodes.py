@@ -21,12 +21,14 @@ __all__ = [
     "ENHANCED_CLASSES",
     "ENHANCED_DETAILS",
     "ENHANCED_SUBJECTS",
+    "AUTH_RESULTS",
     "REPLY_CODES",
     "CodeInfo",
     "Reply",
     "describe_capability",
     "describe_digits",
     "explain",
+    "explain_auth_result",
     "explain_enhanced",
     "explain_reply_code",
     "parse_reply",
@@ -232,10 +234,14 @@ REPLY_CODES: dict[int, CodeInfo] = {
              "A server that requires TLS before anything else, and STARTTLS was not done."),
             "Use STARTTLS if needed, then AUTH, then try again.", _R4954 + "; RFC 3207 section 4"),
         _ci(534, "Authentication mechanism too weak",
-            "The chosen AUTH mechanism is weaker than the server's policy allows for this user "
-            "(5.7.9).",
-            ("For example CRAM-MD5 or PLAIN refused where a stronger mechanism is required.",),
-            "Retry with a stronger mechanism from the EHLO AUTH list.", _R4954),
+            "The chosen AUTH mechanism, or the kind of password, is weaker than the server's policy "
+            "allows for this user (5.7.9). Large providers answer 534 5.7.9 'Application-specific "
+            "password required' when an account with 2-step verification logs in with its own password.",
+            ("The account has 2-step verification on: a mail program must log in with an app password "
+             "made for it in the provider's account settings, not with the account password.",
+             "For example CRAM-MD5 or PLAIN refused where a stronger mechanism is required."),
+            "Make an app password for this program (or use OAuth 2.0, XOAUTH2) and log in with it; "
+            "or retry with a stronger mechanism from the EHLO AUTH list.", _R4954),
         _ci(535, "Authentication credentials invalid",
             "The login failed: the username or password is wrong (5.7.8).",
             ("A mistyped username or password.",
@@ -591,8 +597,9 @@ ENHANCED_DETAILS: dict[str, CodeInfo] = dict((
        "The login failed: the username or password is wrong or not enough.",
        ("A wrong username or password.",), "Check the credentials and log in again.", "RFC 4954"),
     _d("7.9", "Authentication mechanism too weak",
-       "The chosen login mechanism is weaker than the server allows for this user.",
-       (), "Retry AUTH with a stronger mechanism.", "RFC 4954"),
+       "The chosen login mechanism, or the kind of password, is weaker than the server allows for this user.",
+       ("2-step verification is on for the account: the provider wants an app password, not the account's own.",),
+       "Log in with an app password made for this program (or OAuth 2.0), or a stronger mechanism.", "RFC 4954"),
     _d("7.10", "Encryption needed",
        "An encryption layer such as TLS is needed first, mainly for cleartext login mechanisms.",
        ("Login attempted over an unencrypted connection.",),
@@ -939,3 +946,44 @@ def explain(text: str) -> list[CodeInfo]:
         f"cannot explain {s!r}: give a reply code (e.g. 550), an enhanced code (e.g. 5.7.1), "
         f"a reply line (e.g. '421 4.7.0 Try again later') or a command name (e.g. MAIL)"
     )
+
+
+# --- sender authentication: what each result in an Authentication-Results header means (RFC 8601) ----------
+AUTH_RESULTS: dict[tuple[str, str], str] = {
+    ("spf", "pass"): "SPF pass: the connecting address is one the domain's SPF record lists as a sender.",
+    ("spf", "fail"): "SPF fail: the domain says this address may not send its mail (-all).",
+    ("spf", "softfail"): "SPF softfail: the domain says this address is probably not its sender (~all).",
+    ("spf", "neutral"): "SPF neutral: the domain's record makes no claim about this address (?all).",
+    ("spf", "none"): "SPF none: the domain publishes no SPF record; nothing can be said.",
+    ("spf", "permerror"): "SPF permerror: the record is broken (too many lookups, two records, bad syntax); "
+                          "under DMARC it counts as a fail.",
+    ("spf", "temperror"): "SPF temperror: DNS did not answer; a receiver may ask the sender to try later.",
+    ("dkim", "pass"): "DKIM pass: the signature verified with the public key the signing domain publishes: "
+                      "the signed headers and the body are as that domain sent them.",
+    ("dkim", "fail"): "DKIM fail: the signature does not verify: the message changed on the way, "
+                      "or it was signed with another key.",
+    ("dkim", "neutral"): "DKIM neutral: a signature is there but could not be checked.",
+    ("dkim", "none"): "DKIM none: the message is not signed.",
+    ("dkim", "permerror"): "DKIM permerror: the signature or its key record is unusable (no key published, "
+                           "a revoked or rotated key, bad syntax).",
+    ("dkim", "temperror"): "DKIM temperror: the key could not be fetched now (DNS did not answer).",
+    ("dmarc", "pass"): "DMARC pass: SPF or DKIM passed for a domain aligned with the From: domain.",
+    ("dmarc", "fail"): "DMARC fail: neither SPF nor DKIM passed for a domain aligned with the From: "
+                       "domain; the domain's policy (p=) says what to do with it.",
+    ("dmarc", "none"): "DMARC none: the From: domain publishes no DMARC record.",
+    ("dmarc", "permerror"): "DMARC permerror: the domain's DMARC record is broken.",
+    ("dmarc", "temperror"): "DMARC temperror: the DMARC record could not be fetched now.",
+    ("arc", "pass"): "ARC pass: an intermediary (a forwarder, a mailing list) sealed what it saw on arrival, "
+                     "and the chain of seals verifies.",
+    ("arc", "fail"): "ARC fail: the chain of ARC seals does not verify.",
+    ("arc", "none"): "ARC none: no intermediary sealed this message.",
+}
+
+
+def explain_auth_result(method: str, result: str) -> str:
+    """What ``spf=fail``, ``dkim=pass``, ``dmarc=none`` or ``arc=pass`` means, in a sentence."""
+    found = AUTH_RESULTS.get((method.lower(), result.lower()))
+    if found is None:
+        raise ValueError(f"no explanation for {method}={result}: methods are spf, dkim, dmarc and arc, results "
+                         "pass, fail, softfail, neutral, none, permerror, temperror")
+    return found

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import functools
-import secrets
 import time
 import traceback
 from typing import TYPE_CHECKING, Any, cast
@@ -26,6 +25,9 @@ from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, Se
 from .connections import ConnectionCap, ConnectionKey, key_of
 from .filters import apply_filters
 from .mailboxes import mailbox_problem
+from .replycodes import explain_auth_result
+from .senderauth import Answer, ArrivalVerdict, check_arrival, dkim_sign, from_domain, strip_claims_of
+from .senderauth.lookup import dns_purpose
 from .store import new_queue_id
 from .tls import describe_tls
 from .topology import Host, Listener, User
@@ -310,6 +312,10 @@ def _now_for_headers() -> str:
     return _date_cache[1]
 
 
+def _dkim_summary(verdict: ArrivalVerdict) -> str:
+    return ",".join(d.result for d in verdict.dkim) or "none"
+
+
 def _bad_name(name: str | None) -> bool:
     """An EHLO/HELO name that must not reach a header: control characters (CR, NUL...) or overlong."""
     return name is not None and (not name.isprintable() or len(name) > 255)  # None: aiosmtpd's 501 says why
@@ -377,8 +383,14 @@ class HostPolicy:
             user = self.world.topology.user(auth_data.login.decode("utf-8", "replace"))
             if user is not None and self.host.domains and user.domain not in self.host.domains:
                 user = None  # a provider knows its own users only
-            if user is not None and secrets.compare_digest(user.password.encode(), auth_data.password):
+            verdict = self.world.login(user, auth_data.password) if user is not None else "wrong"
+            if verdict == "ok":
                 return AuthResult(success=True, auth_data=user)
+            if verdict == "app password required":  # worded as large providers word it
+                return AuthResult(success=False, handled=False, message=(
+                    "534 5.7.9 Application-specific password required: 2-step verification is on for "
+                    f"{auth_data.login.decode('utf-8', 'replace')[:64]}; make an app password at "
+                    f"https://{self.host.name}/account/app-passwords and log in with it"))
         return AuthResult(success=False, handled=False, message="535 5.7.8 Authentication credentials invalid")
 
     # --- envelope ----------------------------------------------------------
@@ -462,16 +474,71 @@ class HostPolicy:
         message_id = _message_id(content)
         self.world.journal("received", self.host.name, queue_id, message_id, client=self.client_host(session),
                            tls=session.ssl is not None, rcpts=rcpts)
+        folder = ""
+        if session.authenticated and self.host.dkim:
+            trace += self._dkim_signature(server, message, queue_id, message_id)
+        elif self.host.verify:
+            message, removed = strip_claims_of(message, self.host.name)  # only our own word counts (RFC 8601 s. 5)
+            if removed:
+                server.rec.event("server", f"{self.host.name} removed {removed} Authentication-Results header(s) "
+                                 "claiming to be its own", "Anyone can write such a header; a receiver drops "
+                                 "forged ones before adding its own.")
+            verdict = await self._check_sender(server, session, mail_from, message)
+            self.world.journal("checked", self.host.name, queue_id, message_id, action=verdict.action, rcpts=rcpts,
+                               summary=f"spf={verdict.spf.result} dkim={_dkim_summary(verdict)} "
+                                       f"dmarc={verdict.dmarc.result}" + ("" if verdict.arc[0] == "none"
+                                                                          else f" arc={verdict.arc[0]}"))
+            if verdict.action == "reject":
+                return verdict.reply
+            trace += verdict.header
+            folder = "Junk" if verdict.action == "junk" else ""
         if self.host.proxy_to:
             return await self._pass_on(mail_from, rcpts, trace + message, queue_id, message_id)
         try:
-            await self.world.accept(self.host, mail_from, rcpts, message, queue_id, message_id, trace)
+            await self.world.accept(self.host, mail_from, rcpts, message, queue_id, message_id, trace, folder)
         except OSError as err:  # a full disk must not become a 250
             return f"451 4.3.0 Could not store the message, try again later ({err.strerror})"
         user = _user(session)
         if user is not None and self.host.limit:
             self.world.count_sent(self.host, user.username)
         return f"250 2.0.0 OK: queued as {queue_id}"
+
+    # --- sender authentication ----------------------------------------------------------
+    def _dkim_signature(self, server: RecordingSMTP, message: bytes, queue_id: str, message_id: str) -> bytes:
+        """Sign a user's submission for its From: domain, when this host holds that domain's key."""
+        author = from_domain(message)
+        key = self.world.signing_key(self.host, author) if author else None
+        if key is None and self.host.dkim:  # a sending service signs with its own domain when not the author's
+            key = self.world.signing_key(self.host, self.host.dkim[0].domain)
+        if key is None:
+            server.rec.event("server", f"{self.host.name} has no DKIM key for {author or '(no From: domain)'}: "
+                             "not signed", explain_auth_result("dkim", "none"))
+            return b""
+        signature = dkim_sign(message, key)
+        server.rec.event("server", f"{self.host.name} DKIM-signed it as {key.domain}, selector {key.selector} "
+                         f"({key.algorithm}); the public key is at {key.record_name} TXT",
+                         "DKIM (RFC 6376): the provider signs the headers and body; a receiver fetches the public "
+                         "key from DNS and checks that nothing changed on the way.")
+        self.world.journal("signed", self.host.name, queue_id, message_id, domain=key.domain, selector=key.selector)
+        return signature
+
+    async def _check_sender(self, server: RecordingSMTP, session: Session, mail_from: str,
+                            message: bytes) -> ArrivalVerdict:
+        """SPF, DKIM, ARC and DMARC, each DNS question and each verdict written into this session's transcript."""
+        def heard(answer: Answer) -> None:
+            server.rec.event("server", f"{self.host.name} asks DNS: {answer}", dns_purpose(answer.name, answer.rdtype))
+
+        verdict = await check_arrival(message, authserv_id=self.host.name, ip=_peer(session)[0],
+                                      helo=session.host_name or "", mail_from=mail_from,
+                                      lookup=self.world.dns_lookup(heard), trusted_sealers=self.host.trusted_arc)
+        for part in verdict.parts():
+            server.rec.event("server", f"{self.host.name}: {part.text()}", part.meaning)
+        server.rec.event("server", f"{self.host.name} decides: {verdict.action} ({verdict.reason})",
+                         {"deliver": "The message goes to the inbox, with the results recorded in its header.",
+                          "junk": "DMARC p=quarantine: the message goes to the recipient's Junk folder.",
+                          "reject": "DMARC p=reject: the message is refused at the end of DATA (550 5.7.1)."}
+                         [verdict.action])
+        return verdict
 
     async def _pass_on(self, mail_from: str, rcpts: list[str], message: bytes, queue_id: str,
                        message_id: str) -> str:

@@ -71,30 +71,34 @@ class MailStore:
         self._writer.start()
 
     # --- mail --------------------------------------------------------------
-    def _folder(self, address: str) -> str:
-        path = self._made.get(address)
+    def _folder(self, address: str, subfolder: str = "") -> str:
+        path = self._made.get(address + "\0" + subfolder)
         if path is None:
             # Made here, not by mailbox.Maildir(create=True), whose check-then-create races when
             # two sessions deliver to a new address at once (one finds the folder but no tmp/ yet).
             folder = maildir_folder(self.maildir_root, address)  # a valid address, inside the root: or nothing
+            if subfolder:  # Maildir++: a subfolder is ".Name" inside the account's Maildir, marked as one
+                folder = folder / f".{_checked_folder(subfolder)}"
+                private_dir(folder)
+                (folder / "maildirfolder").touch(mode=0o600)
             for sub in ("tmp", "new", "cur"):
                 private_dir(folder / sub)
-            path = self._made[address] = str(folder)
+            path = self._made[address + "\0" + subfolder] = str(folder)
         return path
 
-    def maildir(self, address: str) -> mailbox.Maildir:
-        return mailbox.Maildir(self._folder(address), factory=None, create=False)
+    def maildir(self, address: str, folder: str = "") -> mailbox.Maildir:
+        return mailbox.Maildir(self._folder(address, folder), factory=None, create=False)
 
-    def deliver(self, address: str, *parts: bytes) -> str:
+    def deliver(self, address: str, *parts: bytes, folder: str = "") -> str:
         """Write one message, given as `parts` in order, into `address`'s Maildir; returns its Maildir key.
 
         Parts, not one bytes object: the headers a hop adds are written ahead of the message
-        without copying it (os.writev).
+        without copying it (os.writev). `folder` names a Maildir++ subfolder such as ``"Junk"``.
         """
         if self.durable:
-            return self.maildir(address).add(b"".join(parts))  # fsyncs
+            return self.maildir(address, folder).add(b"".join(parts))  # fsyncs
         # The Maildir protocol without the sync: a unique name in tmp/, then a rename into new/.
-        folder = self._folder(address)
+        folder = self._folder(address, folder)
         key = f"{time.time():.6f}.{os.getpid()}_{next(self._counter)}.smtplab"
         tmp = f"{folder}/tmp/{key}"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -105,11 +109,13 @@ class MailStore:
         os.rename(tmp, f"{folder}/new/{key}")
         return key
 
-    def inbox(self, address: str) -> list[EmailMessage]:
-        """The messages in `address`'s Maildir, oldest first."""
+    def inbox(self, address: str, folder: str = "") -> list[EmailMessage]:
+        """The messages in `address`'s Maildir (or its subfolder `folder`, e.g. ``"Junk"``), oldest first."""
         if mailbox_problem(address):
             return []  # nothing was ever delivered there
         path = maildir_folder(self.maildir_root, address)
+        if folder:
+            path = path / f".{_checked_folder(folder)}"
         if not path.exists():
             return []
         box = mailbox.Maildir(path, factory=None, create=False)
@@ -150,6 +156,13 @@ class MailStore:
         self._pending.put(None)
         self._writer.join(timeout=5)
         self.io.shutdown(wait=True)
+
+
+def _checked_folder(name: str) -> str:
+    """A Maildir++ folder name: letters, digits, - and _ only (it becomes part of a path)."""
+    if not name.replace("-", "").replace("_", "").isalnum() or not name.isascii():
+        raise ValueError(f"{name!r} is not a mail folder name: use letters, digits, - and _ (e.g. 'Junk')")
+    return name
 
 
 def _write_all(fd: int, parts: list[bytes]) -> None:

@@ -29,9 +29,11 @@ from typing import Any
 from .mailboxes import mailbox_problem
 
 __all__ = [
+    "DKIMSetting",
     "Domain",
     "Host",
     "Listener",
+    "MailingList",
     "ScenarioError",
     "Topology",
     "User",
@@ -74,6 +76,25 @@ class Listener:
 
 
 @dataclass(frozen=True)
+class DKIMSetting:
+    """A domain a host signs for: its key is made at lab start and published at ``selector._domainkey.domain``."""
+
+    domain: str
+    selector: str = "lab"
+    algorithm: str = "rsa"  # or "ed25519" (RFC 8463)
+
+
+@dataclass(frozen=True)
+class MailingList:
+    """A list address whose mail the host re-sends to each member (with a footer: it changes the message)."""
+
+    address: str
+    members: tuple[str, ...]
+    footer: str = ""
+    arc: bool = True  # seal what it received with ARC before re-sending
+
+
+@dataclass(frozen=True)
 class Host:
     name: str
     address: str
@@ -91,6 +112,10 @@ class Host:
     open_relay: bool = False  # a misconfiguration to study: relays for anyone
     limit: tuple[int, float] | None = None  # (messages, per seconds) each user may send: a sending quota
     http_api: bool = False  # also offers an HTTP sending API (JSON over HTTPS, logical port 443)
+    dkim: tuple[DKIMSetting, ...] = ()  # domains whose submitted mail this host signs (and seals, as a list)
+    verify: bool = False  # checks SPF, DKIM, ARC and DMARC on mail from other servers, and applies DMARC
+    trusted_arc: tuple[str, ...] = ()  # ARC sealers (forwarders) whose word overrides a DMARC fail
+    lists: tuple[MailingList, ...] = ()  # mailing lists this host runs for its own domains
 
     def listener(self, port: int) -> Listener | None:
         return next((lst for lst in self.listeners if lst.port == port), None)
@@ -112,6 +137,8 @@ class User:
     address: str
     username: str
     password: str
+    two_factor: bool = False  # 2-step verification on: mail programs must log in with an app password
+    app_passwords: tuple[str, ...] = ()
 
     @property
     def domain(self) -> str:
@@ -167,10 +194,7 @@ class Topology:
                         f"domain {d.get('name')}: unknown field(s) {sorted(set(d) - {'name', 'about'})}. A domain has "
                         "a name and an about; top-level keys such as zone must come before the first [[table]]")
             domains = tuple(Domain(d["name"].lower(), d.get("about", "")) for d in data.get("domains", ()))
-            users = tuple(
-                User(u["address"].lower(), u.get("username", u["address"]), u["password"])
-                for u in data.get("users", ())
-            )
+            users = tuple(_user(u) for u in data.get("users", ()))
         except KeyError as missing:
             raise ScenarioError(f"scenario is missing the field {missing}") from None
         for user in users:  # the same rule as every other entrance: an address becomes a Maildir path
@@ -188,6 +212,37 @@ class Topology:
         return topo
 
 
+def _user(u: dict[str, Any]) -> User:
+    known = {"address", "username", "password", "two_factor", "app_passwords"}
+    if set(u) - known:
+        raise ScenarioError(f"user {u.get('address')}: unknown field(s) {sorted(set(u) - known)}; known: {sorted(known)}")
+    return User(u["address"].lower(), u.get("username", u["address"]), u["password"], bool(u.get("two_factor", False)),
+                tuple(str(p) for p in u.get("app_passwords", ())))
+
+
+def _dkim(name: str, d: dict[str, Any]) -> DKIMSetting:
+    if not isinstance(d, dict) or "domain" not in d or set(d) - {"domain", "selector", "algorithm"}:
+        raise ScenarioError(f"{name}: a dkim entry is {{domain = 'example.org', selector = 'lab', "
+                            f"algorithm = 'rsa' | 'ed25519'}}, not {d!r}")
+    setting = DKIMSetting(d["domain"].lower(), d.get("selector", "lab"), d.get("algorithm", "rsa"))
+    if setting.algorithm not in ("rsa", "ed25519"):
+        raise ScenarioError(f"{name}: dkim algorithm must be 'rsa' or 'ed25519', not {setting.algorithm!r}")
+    return setting
+
+
+def _list(name: str, d: dict[str, Any]) -> MailingList:
+    known = {"address", "members", "footer", "arc"}
+    if not isinstance(d, dict) or "address" not in d or set(d) - known:
+        raise ScenarioError(f"{name}: a list is {{address = 'friends@lists.example.com', members = [...], "
+                            f"footer = '...', arc = true}}, not {d!r}")
+    for address in (d["address"], *d.get("members", ())):
+        problem = mailbox_problem(address)
+        if problem:
+            raise ScenarioError(f"{name}: list address {address!r}: {problem}")
+    return MailingList(d["address"].lower(), tuple(m.lower() for m in d.get("members", ())), d.get("footer", ""),
+                       bool(d.get("arc", True)))
+
+
 def _network(n: dict[str, Any]) -> dict[str, Any]:
     known = {"name", "about", "delay_ms", "jitter_ms", "bandwidth_kbps", "blocked", "allowed", "how", "attack"}
     if "name" not in n or set(n) - known:
@@ -202,7 +257,8 @@ def _network(n: dict[str, Any]) -> dict[str, Any]:
 
 def _host(h: dict[str, Any]) -> Host:
     known = {"name", "address", "listeners", "domains", "about", "relay_domains", "relay_from", "forward",
-             "proxy_to", "filters", "certificate", "faults", "max_size", "open_relay", "limit", "http_api"}
+             "proxy_to", "filters", "certificate", "faults", "max_size", "open_relay", "limit", "http_api",
+             "dkim", "verify", "trusted_arc", "lists"}
     unknown = set(h) - known
     if unknown:
         raise ScenarioError(f"host {h.get('name')}: unknown field(s) {sorted(unknown)}; known: {sorted(known)}")
@@ -245,6 +301,10 @@ def _host(h: dict[str, Any]) -> Host:
         open_relay=bool(h.get("open_relay", False)),
         http_api=bool(h.get("http_api", False)),
         limit=(int(h["limit"]["messages"]), float(h["limit"]["per_seconds"])) if "limit" in h else None,
+        dkim=tuple(_dkim(h["name"], d) for d in h.get("dkim", ())),
+        verify=bool(h.get("verify", False)),
+        trusted_arc=lower(h.get("trusted_arc", ())),
+        lists=tuple(_list(h["name"], d) for d in h.get("lists", ())),
     )
 
 

@@ -10,6 +10,7 @@ policy without a whole lab.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -22,6 +23,8 @@ if TYPE_CHECKING:  # lower modules only: nothing here reaches up to the lab
     from .client import Endpoint
     from .mx import MXLookup
     from .result import SendResult
+    from .senderauth import Answer, Lookup, SigningKey
+    from .topology import User
 
 __all__ = ["MailWorld"]
 
@@ -38,8 +41,8 @@ class MailWorld(Protocol):
 
     # --- mail ------------------------------------------------------------------
     async def accept(self, host: Host, mail_from: str, rcpts: list[str], message: bytes, queue_id: str,
-                     message_id: str = "", trace: bytes = b"") -> None:
-        """Deliver to local Maildirs or queue for relaying; return once it is safely stored."""
+                     message_id: str = "", trace: bytes = b"", folder: str = "") -> None:
+        """Deliver to local Maildirs (or their `folder`, e.g. Junk) or queue for relaying; return once stored."""
 
     async def bounce(self, host: Host, mail_from: str, failed: dict[str, str], original: bytes) -> None:
         """Tell the sender what could not be delivered."""
@@ -64,6 +67,19 @@ class MailWorld(Protocol):
         ...
 
     def count_sent(self, host: Host, user: str) -> None:
+        ...
+
+    # --- logins and sender authentication ----------------------------------------
+    def login(self, user: User, password: bytes) -> str:
+        """``"ok"``, ``"wrong"`` or ``"app password required"``."""
+        ...
+
+    def signing_key(self, host: Host, domain: str) -> SigningKey | None:
+        """The DKIM key `host` signs `domain`'s mail with, if any."""
+        ...
+
+    def dns_lookup(self, listener: Callable[[Answer], None] | None = None) -> Lookup:
+        """How sender-authentication checks ask the lab DNS (never the process-wide resolver)."""
         ...
 
     # --- addresses -------------------------------------------------------------
